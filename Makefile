@@ -1,0 +1,37 @@
+# Two commands set everything up on a fresh machine: `make figures` (the main job) and `make test`.
+# Each creates .venv on first use and installs the CPU stack into it.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PROFILE ?= cpu
+
+.PHONY: venv test lint figures tinyworld bench clean-runs
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch first, pinned: it resolves to the local CPU wheel instead of a CUDA build.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check tts_utils tests
+
+test: lint
+	$(PY) -m pytest -q
+
+figures: $(STAMP)
+	$(PY) -m tts_utils.run_notebooks --profile $(PROFILE)
+
+tinyworld: $(STAMP)
+	$(PY) -m tts_utils.tinyworld.build
+
+bench: $(STAMP)
+	$(PY) -m tts_utils.bench
+
+clean-runs:
+	rm -rf runs
