@@ -1,0 +1,125 @@
+"""Run the study's notebooks with papermill under a parameter profile.
+
+    python -m tts_utils.run_notebooks --profile cpu            # every notebook (make figures)
+    python -m tts_utils.run_notebooks --profile smoke --only 03
+
+A profile is ``notebooks/params/<profile>.yaml``::
+
+    defaults:            # given to every notebook whose parameters cell declares the name
+      figures_dir: figures
+    notebooks:
+      01_strategy_vs_prm:  # keyed by notebook file stem
+        n_problems: 100
+
+Papermill only warns about parameters a notebook does not declare; a typo would then silently
+run the default. Here an unknown name is an error, before anything is executed. Executed copies
+go to ``runs/notebooks/<profile>/`` (outside git); notebooks write figures themselves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import papermill
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOK_DIR = REPO / "notebooks"
+PARAMS_DIR = NOTEBOOK_DIR / "params"
+RUNS_DIR = REPO / "runs" / "notebooks"
+
+
+class ProfileError(ValueError):
+    pass
+
+
+def list_notebooks(only: list[str] | None = None) -> list[Path]:
+    notebooks = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+    if only:
+        picked = [nb for nb in notebooks if any(nb.stem.startswith(o) for o in only)]
+        missing = [o for o in only if not any(nb.stem.startswith(o) for nb in notebooks)]
+        if missing:
+            raise ProfileError(f"no notebook matches {missing}; have: {[nb.stem for nb in notebooks]}")
+        return picked
+    return notebooks
+
+
+def load_profile(profile: str) -> dict:
+    path = PARAMS_DIR / f"{profile}.yaml"
+    if not path.exists():
+        known = sorted(p.stem for p in PARAMS_DIR.glob("*.yaml"))
+        raise ProfileError(f"unknown profile {profile!r}; known: {', '.join(known)}")
+    data = yaml.safe_load(path.read_text()) or {}
+    extra = set(data) - {"defaults", "notebooks"}
+    if extra:
+        raise ProfileError(f"{path}: unknown top-level key(s) {sorted(extra)}; expected 'defaults' and 'notebooks'")
+    return {"defaults": data.get("defaults") or {}, "notebooks": data.get("notebooks") or {}, "path": path}
+
+
+def declared_parameters(notebook: Path) -> set[str]:
+    return set(papermill.inspect_notebook(str(notebook)))
+
+
+def resolve_parameters(profile: dict, notebooks: list[Path], all_notebooks: list[Path]) -> dict[Path, dict]:
+    """Parameters per notebook; raises ProfileError for any name no notebook declares."""
+    declared = {nb: declared_parameters(nb) for nb in all_notebooks}
+    path = profile["path"]
+    stems = {nb.stem: nb for nb in all_notebooks}
+    unknown_nb = set(profile["notebooks"]) - set(stems)
+    if unknown_nb:
+        raise ProfileError(f"{path}: section(s) for unknown notebook(s) {sorted(unknown_nb)}")
+    all_declared = set().union(*declared.values()) if declared else set()
+    unused_defaults = set(profile["defaults"]) - all_declared
+    if unused_defaults:
+        raise ProfileError(f"{path}: default(s) {sorted(unused_defaults)} are declared by no notebook")
+    resolved = {}
+    for nb in notebooks:
+        own = profile["notebooks"].get(nb.stem) or {}
+        bad = set(own) - declared[nb]
+        if bad:
+            raise ProfileError(f"{path}: {nb.stem} has no parameter(s) {sorted(bad)}; "
+                               f"it declares {sorted(declared[nb])}")
+        params = {k: v for k, v in profile["defaults"].items() if k in declared[nb]}
+        params.update(own)
+        resolved[nb] = params
+    return resolved
+
+
+def run(profile_name: str, only: list[str] | None = None, log_output: bool = False) -> list[Path]:
+    profile = load_profile(profile_name)
+    all_nbs = list_notebooks()
+    notebooks = list_notebooks(only)
+    params = resolve_parameters(profile, notebooks, all_nbs)  # fails before anything runs
+    out_dir = RUNS_DIR / profile_name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    outputs = []
+    for nb in notebooks:
+        out = out_dir / nb.name
+        start = time.perf_counter()
+        print(f"[{profile_name}] {nb.name} ...", flush=True)
+        papermill.execute_notebook(str(nb), str(out), parameters=params[nb], kernel_name="python3",
+                                   cwd=str(REPO), progress_bar=False, log_output=log_output)
+        print(f"[{profile_name}] {nb.name} done in {time.perf_counter() - start:.1f} s", flush=True)
+        outputs.append(out)
+    return outputs
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--profile", default="cpu", help="notebooks/params/<profile>.yaml (smoke, cpu, paper)")
+    ap.add_argument("--only", nargs="*", help="notebook number(s) or name prefix(es), e.g. 00 03")
+    ap.add_argument("--log-output", action="store_true", help="stream notebook output to the terminal")
+    args = ap.parse_args(argv)
+    try:
+        run(args.profile, args.only, args.log_output)
+    except ProfileError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
