@@ -1,0 +1,64 @@
+"""The papermill runner: profiles resolve per notebook, unknown names fail before execution."""
+
+import nbformat
+import pytest
+
+from tts_utils import run_notebooks as rn
+
+
+def _write_notebook(path, params_src, body_src):
+    nb = nbformat.v4.new_notebook()
+    p = nbformat.v4.new_code_cell(params_src)
+    p.metadata["tags"] = ["parameters"]
+    nb.cells = [p, nbformat.v4.new_code_cell(body_src)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    nbdir = tmp_path / "notebooks"
+    (nbdir / "params").mkdir(parents=True)
+    _write_notebook(nbdir / "01_first.ipynb", "out_file = 'x.txt'  # where to write\nvalue = 1",
+                    "open(out_file, 'w').write(str(value * 2))")
+    _write_notebook(nbdir / "02_second.ipynb", "label = 'a'", "assert isinstance(label, str)")
+    monkeypatch.setattr(rn, "NOTEBOOK_DIR", nbdir)
+    monkeypatch.setattr(rn, "PARAMS_DIR", nbdir / "params")
+    monkeypatch.setattr(rn, "RUNS_DIR", tmp_path / "runs")
+    return tmp_path
+
+
+def _profile(project, text):
+    (project / "notebooks" / "params" / "p.yaml").write_text(text)
+
+
+def test_unknown_parameter_is_rejected_before_running(project):
+    _profile(project, "notebooks:\n  01_first:\n    valu: 3\n")
+    with pytest.raises(rn.ProfileError, match="valu"):
+        rn.run("p")
+    assert not (project / "runs").exists()
+
+
+def test_default_declared_by_no_notebook_is_rejected(project):
+    _profile(project, "defaults:\n  figure_dir: x\n")
+    with pytest.raises(rn.ProfileError, match="figure_dir"):
+        rn.run("p")
+
+
+def test_unknown_profile_and_notebook(project):
+    with pytest.raises(rn.ProfileError, match="unknown profile"):
+        rn.run("nope")
+    _profile(project, "{}\n")
+    with pytest.raises(rn.ProfileError, match="no notebook matches"):
+        rn.run("p", only=["09"])
+
+
+def test_defaults_go_only_to_notebooks_that_declare_them(project):
+    out = project / "result.txt"
+    _profile(project, f"defaults:\n  label: b\n  out_file: '{out}'\nnotebooks:\n  01_first:\n    value: 21\n")
+    params = rn.resolve_parameters(rn.load_profile("p"), rn.list_notebooks(), rn.list_notebooks())
+    assert {nb.stem: p for nb, p in params.items()} == {
+        "01_first": {"out_file": str(out), "value": 21}, "02_second": {"label": "b"}}
+    rn.run("p", only=["01"])
+    assert out.read_text() == "42"
+    assert (project / "runs" / "p" / "01_first.ipynb").exists()
