@@ -1,0 +1,200 @@
+"""Answer extraction and mathematical equivalence.
+
+* ``extract_answer(text)``: the content of the last ``\\boxed{...}`` (or ``\\fbox``/``\\framebox``),
+  with phrase fallbacks ("The final answer is ...") only when the text has no box at all.
+* ``is_equivalent(pred, gold)``: equality of two answers; plain numbers are compared exactly
+  here, everything else by math-verify (sympy based).
+* ``grade(solution_text, gold)``: ``is_equivalent(extract_answer(solution_text), gold)``.
+
+None of them raises, whatever the input: a grader that raises in the middle of a grid of
+thousands of samples loses more than it protects.
+
+Time bound: math-verify bounds its own time with ``signal.alarm``, which only works in the main
+thread of the main interpreter (it raises elsewhere). In the main thread we use that timeout;
+in any other thread we switch it off. Time is then unbounded: ordinary answers take
+milliseconds, but a pathological one (a power tower like 9^{9^{9^{9}}}) can make sympy run for
+ever. Callers that grade off the main thread and need a bound should use a process pool.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from fractions import Fraction
+from functools import lru_cache
+from numbers import Number
+
+from math_verify import parse, verify
+from math_verify.errors import TimeoutException
+
+# Seconds math-verify may spend on one parse or one comparison (signal.alarm: whole seconds).
+TIMEOUT_S = 5
+
+# math-verify logs a warning on every timeout and, once, when its timeout is switched off; both
+# are expected here (see the module docstring), so keep them out of notebooks and test output.
+logging.getLogger("math_verify").setLevel(logging.ERROR)
+
+_BOX_COMMANDS = ("\\boxed", "\\fbox", "\\framebox")
+_BOX_RE = re.compile(r"\\(?:boxed|fbox|framebox)(?![A-Za-z])")
+
+# "The final answer is $x$", "the answer is: x", "Answer: x"; used only when nothing is boxed.
+_PHRASE_RE = re.compile(r"\b(?:final\s+answer|answer)\s*(?:is\s*:?|:)\s*(?P<ans>[^\n]+)", re.IGNORECASE)
+_HOPE_RE = re.compile(r"\s*I hope it is correct\.?\s*$", re.IGNORECASE)
+
+# A plain integer or decimal, e.g. "-12", "3.50", ".5" (no exponent, no thousands separator).
+_NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)"
+_NUMBER_RE = re.compile(_NUMBER)
+# A number dressed as text, as AoPS writes AIME answers: \textbf{(073)}. math-verify reads the
+# inside of \text{} as a symbol name when it has a leading zero, so "073" would not equal 73.
+_TEXT_NUMBER_RE = re.compile(rf"\\(?:text|textbf|mathbf|mathrm)\{{\s*\(?\s*({_NUMBER})\s*\)?\s*\}}")
+
+
+def _braced(text: str, start: int) -> tuple[str, int] | None:
+    """The content of the brace group opening at ``text[start] == "{"`` and the index after it.
+
+    Escaped braces (``\\{``, ``\\}``) do not count: ``\\boxed{\\left\\{1\\right.}`` is one group.
+    Returns None when the group never closes (a truncated generation).
+    """
+    depth = 0
+    i = start
+    while i < len(text):
+        c = text[i]
+        if c == "\\":
+            i += 2  # skip the escaped character, whatever it is
+            continue
+        if c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth == 0:
+                return text[start + 1 : i], i + 1
+        i += 1
+    return None
+
+
+def _last_box(text: str) -> str | None:
+    """Content of the last box command; None if there is none or the last one is unbalanced.
+
+    A truncated last box means the answer itself is incomplete, so we do not fall back to an
+    earlier (intermediate) box.
+    """
+    matches = list(_BOX_RE.finditer(text))
+    if not matches:
+        return None
+    rest = text[matches[-1].end() :]
+    stripped = rest.lstrip()
+    if stripped.startswith("{"):
+        found = _braced(stripped, 0)
+        return None if found is None else (found[0].strip() or None)
+    # "\boxed 5": TeX takes the next token; take the run up to whitespace, "$" or a brace.
+    token = re.match(r"[^\s${}]*", stripped).group(0).rstrip(".,;")
+    return token or None
+
+
+def _clean_phrase(ans: str) -> str | None:
+    ans = _HOPE_RE.sub("", ans.strip())
+    for open_, close in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
+        if ans.startswith(open_):
+            end = ans.find(close, len(open_))
+            if end > 0:
+                ans = ans[len(open_) : end]
+            break
+    else:
+        # Plain text: the answer ends at the first sentence end (". " keeps "3.5" intact).
+        ans = re.split(r"\.\s", ans, maxsplit=1)[0]
+    ans = ans.strip().rstrip(".").strip()
+    return ans or None
+
+
+def extract_answer(text: object) -> str | None:
+    """The final answer of a solution text, or None if it has none (never raises).
+
+    Order: the content of the last ``\\boxed{...}`` / ``\\fbox{...}`` / ``\\framebox{...}``
+    (nested and escaped braces handled), or of ``\\boxed 5`` without braces; if the text has no
+    box command at all, the last "final answer is X" / "answer is: X" / "Answer: X" phrase
+    (``$...$`` around X removed). Non-string input gives None.
+    """
+    if not isinstance(text, str):
+        return None
+    try:
+        if _BOX_RE.search(text):
+            return _last_box(text)
+        phrases = list(_PHRASE_RE.finditer(text))
+        return _clean_phrase(phrases[-1].group("ans")) if phrases else None
+    except Exception:  # defensive: a grader must not stop a run
+        return None
+
+
+def _as_answer(x: object) -> str | None:
+    """Normalise one side of a comparison to a non-empty answer string, or None."""
+    if isinstance(x, bool):
+        return None  # True/False are not answers, even though bool is an int
+    if isinstance(x, Number):
+        x = str(x)
+    if not isinstance(x, str):
+        return None
+    s = x.strip()
+    if any(cmd in s for cmd in _BOX_COMMANDS):
+        s = extract_answer(s) or ""
+    s = s.strip().strip("$").strip()
+    dressed = _TEXT_NUMBER_RE.fullmatch(s)
+    if dressed:
+        s = dressed.group(1)
+    return s or None
+
+
+def _timeout() -> int | None:
+    # math-verify's signal-based timeout raises outside the main thread; None switches it off.
+    return TIMEOUT_S if threading.current_thread() is threading.main_thread() else None
+
+
+@lru_cache(maxsize=65536)
+def _parse(answer: str) -> tuple:
+    # Wrapped in \boxed so math-verify's LaTeX extraction takes the whole string as one answer
+    # (MATH answers are LaTeX without $); its plain-expression extraction still runs as well.
+    return tuple(parse(f"\\boxed{{{answer}}}", parsing_timeout=_timeout()))
+
+
+def _math_verify_equal(pred: str, gold: str) -> bool:
+    """math-verify's verdict on two answer strings (no shortcuts); False on any failure."""
+    try:
+        gold_parsed, pred_parsed = _parse(gold), _parse(pred)
+        if not gold_parsed or not pred_parsed:
+            return False
+        return bool(verify(list(gold_parsed), list(pred_parsed), timeout_seconds=_timeout()))
+    except (Exception, TimeoutException):  # TimeoutException is a BaseException
+        return False
+
+
+@lru_cache(maxsize=262144)
+def _equivalent(pred: str, gold: str) -> bool:
+    if pred == gold:
+        return True
+    if _NUMBER_RE.fullmatch(pred) and _NUMBER_RE.fullmatch(gold):
+        # Fast path: exact rational comparison ("045" == "45", "0.50" == ".5"), no sympy.
+        return Fraction(pred) == Fraction(gold)
+    return _math_verify_equal(pred, gold)
+
+
+def is_equivalent(pred: object, gold: object) -> bool:
+    """True when ``pred`` and ``gold`` are the same mathematical answer (never raises).
+
+    Strings are answers as in MATH (LaTeX without ``$``; ``$...$`` and a surrounding
+    ``\\boxed{}`` are accepted); ints and floats are taken as their decimal strings; anything
+    else (None, bools, lists, ...) is never equivalent to anything. Two plain integers or
+    decimals are compared exactly; other answers go through math-verify, with ``gold`` in the
+    gold role (math-verify is not quite symmetric). Results are cached.
+    """
+    p, g = _as_answer(pred), _as_answer(gold)
+    if p is None or g is None:
+        return False
+    try:
+        return _equivalent(p, g)
+    except (Exception, TimeoutException):
+        return False
+
+
+def grade(solution_text: object, gold: object) -> bool:
+    """Whether the final answer of ``solution_text`` equals ``gold`` (never raises)."""
+    return is_equivalent(extract_answer(solution_text), gold)
