@@ -65,3 +65,51 @@ def test_split_is_stable_and_roughly_balanced():
     s = [analysis.split_of(i) for i in ids]
     assert s == [analysis.split_of(i) for i in ids]
     assert 400 < sum(s) < 600
+
+
+def _cands(rows):
+    cols = ["dataset", "policy", "prm", "method", "n", "seed", "problem_id", "level", "answer", "rewards",
+            "correct", "policy_tokens"]
+    return pd.DataFrame([dict(zip(cols, r, strict=True)) for r in rows])
+
+
+def test_vote_accuracy_applies_each_rule_to_each_candidate_set():
+    # problem p1: answers 3, 3, 5 with 5 the best-scored -> majority right, PRM-Max wrong
+    rows = [("d", "pol", "prm", "best_of_n", 3, 0, "p1", 1, "3", [0.9, 0.2], True, 10),
+            ("d", "pol", "prm", "best_of_n", 3, 0, "p1", 1, "3", [0.9, 0.3], True, 10),
+            ("d", "pol", "prm", "best_of_n", 3, 0, "p1", 1, "5", [0.9, 0.8], False, 10),
+            ("d", "pol", "", "majority", 2, 0, "p1", 1, None, [], False, 7),
+            ("d", "pol", "", "majority", 2, 0, "p1", 1, "3", [], True, 7)]
+    acc = analysis.vote_accuracy(_cands(rows))
+    bon = acc[acc["method"] == "best_of_n"].set_index("rule")["correct"]
+    assert bon["majority"] and not bon["prm_last_max"] and not bon["prm_min_max"]
+    # PRM-Last-Vote: 3 -> 0.2 + 0.3 = 0.5 < 5 -> 0.8 ; PRM-Avg-Vote: 3 -> 0.55 + 0.6 > 0.85
+    assert not bon["prm_last_vote"] and bon["prm_avg_vote"]
+    maj = acc[acc["method"] == "majority"]
+    assert list(maj["rule"]) == ["majority"] and maj["correct"].item()  # None never wins
+    assert set(acc["tokens"]) == {30, 14}
+
+
+def test_accuracy_table_averages_seeds_before_bootstrapping_problems():
+    per = pd.DataFrame({"m": ["a"] * 4, "problem_id": ["p1", "p1", "p2", "p2"], "correct": [1, 0, 1, 1]})
+    t = analysis.accuracy_table(per, ["m"])
+    assert t["acc"].item() == pytest.approx(0.75) and t["problems"].item() == 2
+
+
+def test_compute_optimal_oracle_and_heldout():
+    ids = [f"q{i}" for i in range(40)]
+    # method "x" is right on every problem of split 0, "y" on every problem of split 1
+    rows = []
+    for pid in ids:
+        s = analysis.split_of(pid)
+        rows += [{"g": 1, "problem_id": pid, "method": "x", "correct": s == 0},
+                 {"g": 1, "problem_id": pid, "method": "y", "correct": s == 1}]
+    per = pd.DataFrame(rows)
+    oracle = analysis.compute_optimal(per, ["g"], ["x", "y"], mode="oracle")
+    assert len(oracle) == 40 and oracle["method"].nunique() == 1
+    held = analysis.compute_optimal(per, ["g"], ["x", "y"], mode="heldout")
+    # chosen on the half where it is right, reported on the half where it is wrong: 0%
+    assert len(held) == 40 and not held["correct"].any()
+    assert oracle["correct"].mean() == pytest.approx(max(per.groupby("method")["correct"].mean()))
+    with pytest.raises(ValueError, match="mode"):
+        analysis.compute_optimal(per, ["g"], ["x"], mode="cv")

@@ -123,3 +123,116 @@ def efficiency_gain(budgets: Sequence[float], majority_acc: Sequence[float],
 def split_of(problem_id: str, salt: str = "tts-study") -> int:
     """A stable 0/1 split of problems (for choosing on one half and reporting on the other)."""
     return hashlib.sha256(f"{salt}:{problem_id}".encode()).digest()[0] & 1
+
+
+# --------------------------------------------------------------------------- from candidates
+
+RUN_KEYS = ["dataset", "policy", "prm", "method", "n", "seed"]
+
+
+def vote_accuracy(candidates: pd.DataFrame, rules: Sequence[str] | None = None) -> pd.DataFrame:
+    """Per problem and voting rule: whether the selected answer is correct.
+
+    Returns one row per (dataset, policy, prm, method, n, seed, problem_id, rule) with columns
+    ``level``, ``answer``, ``correct`` and ``tokens`` (policy tokens of the problem's candidates).
+    Methods without a PRM (CoT, majority voting) get the ``majority`` rule only; answers are
+    grouped by mathematical equivalence once per candidate set and reused for every rule.
+    """
+    from tts_utils.voting import VOTING_RULES, group_answers, select_index
+
+    rules = tuple(rules or VOTING_RULES)
+    rows = []
+    keys = [*RUN_KEYS, "problem_id"]
+    for key, g in candidates.groupby(keys, sort=False):
+        answers = [None if a is None or (isinstance(a, float) and math.isnan(a)) else a for a in g["answer"]]
+        rewards = [list(r) for r in g["rewards"]]
+        correct = g["correct"].to_numpy()
+        groups = group_answers(answers)
+        has_prm = bool(key[2])
+        base = dict(zip(keys, key, strict=True), level=g["level"].iloc[0], tokens=int(g["policy_tokens"].sum()))
+        for rule in rules if has_prm else ("majority",):
+            idx = select_index(answers, rewards if has_prm else None, rule, groups=groups)
+            rows.append({**base, "rule": rule, "answer": None if idx is None else answers[idx],
+                         "correct": bool(idx is not None and correct[idx])})
+    return pd.DataFrame(rows)
+
+
+def accuracy_table(per_problem: pd.DataFrame, by: Sequence[str], value: str = "correct",
+                   n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Mean of ``value`` per group with a bootstrap CI over problems.
+
+    Several seeds of the same problem are averaged first, so the interval resamples problems
+    (the unit the paper's benchmarks sample), not seed-problem pairs.
+    """
+    by = list(by)
+    per = per_problem.groupby([*by, "problem_id"], observed=True)[value].mean().reset_index()
+    out = []
+    for key, g in per.groupby(by, sort=True, observed=True):
+        mean, lo, hi = bootstrap_ci(g[value].to_numpy(), n_boot=n_boot, seed=seed)
+        key = key if isinstance(key, tuple) else (key,)
+        out.append({**dict(zip(by, key, strict=True)), "acc": mean, "lo": lo, "hi": hi, "problems": len(g)})
+    return pd.DataFrame(out)
+
+
+def pass1_by_problem(candidates: pd.DataFrame, method: str = "majority") -> pd.DataFrame:
+    """Each policy's pass@1 per problem, estimated from its own temperature samples.
+
+    Uses the candidates of ``method`` (plain samples at T = 0.7) at the largest N collected for
+    each policy; returns columns dataset, policy, problem_id, level, pass1, samples.
+    """
+    c = candidates[candidates["method"] == method]
+    if c.empty:
+        raise ValueError(f"no {method!r} candidates to estimate pass@1 from")
+    c = c[c["n"] == c.groupby(["dataset", "policy"])["n"].transform("max")]
+    out = (c.groupby(["dataset", "policy", "problem_id"], sort=False)
+            .agg(level=("level", "first"), pass1=("correct", "mean"), samples=("correct", "size"))
+            .reset_index())
+    return out
+
+
+def with_difficulty(per_problem: pd.DataFrame, pass1: pd.DataFrame, scheme: str = "absolute") -> pd.DataFrame:
+    """Attach each problem's difficulty bin for its own policy (the paper bins per policy)."""
+    p = pass1.copy()
+    p["difficulty"] = p.groupby(["dataset", "policy"], group_keys=False)["pass1"].apply(
+        lambda s: difficulty_bins(s, scheme))
+    return per_problem.merge(p[["dataset", "policy", "problem_id", "pass1", "difficulty"]],
+                             on=["dataset", "policy", "problem_id"], how="left")
+
+
+def compute_optimal(per_problem: pd.DataFrame, group: Sequence[str], methods: Sequence[str],
+                    mode: str = "oracle") -> pd.DataFrame:
+    """Reward-aware compute-optimal choice of method per ``group`` (e.g. policy, prm, difficulty, n).
+
+    ``per_problem`` has one row per (group..., method, problem_id) with ``correct`` (one voting
+    rule already chosen). ``oracle`` (the paper): the method with the best mean accuracy on the
+    problems, reported on those same problems. ``heldout``: problems are split in two halves
+    (``split_of``); the method is chosen on one half and its accuracy reported on the other, in
+    both directions, so every problem is reported once by a choice that never saw it.
+    Returns one row per (group..., problem_id) with the chosen ``method`` and its ``correct``;
+    ``accuracy_table(result, group)`` then gives the compute-optimal accuracy with its CI.
+    """
+    group = list(group)
+    data = per_problem[per_problem["method"].isin(methods)]
+    if mode not in ("oracle", "heldout"):
+        raise ValueError(f"unknown mode {mode!r}; use 'oracle' or 'heldout'")
+    rows = []
+    for key, g in data.groupby(group, sort=True, observed=True):
+        key = key if isinstance(key, tuple) else (key,)
+        if mode == "oracle":
+            halves = [(g, g)]
+        else:
+            split = g["problem_id"].map(split_of)
+            halves = [(g[split == 0], g[split == 1]), (g[split == 1], g[split == 0])]
+        choices = []
+        for choose_on, report_on in halves:
+            if choose_on.empty or report_on.empty:
+                continue
+            acc = choose_on.groupby("method")["correct"].mean()
+            # deterministic tie-break: the order of `methods` given by the caller
+            best = max(methods, key=lambda m: (acc.get(m, -1.0), -list(methods).index(m)))
+            chosen = report_on[report_on["method"] == best]
+            choices.append(best)
+            for pid, ok in zip(chosen["problem_id"], chosen["correct"], strict=True):
+                rows.append({**dict(zip(group, key, strict=True)), "problem_id": pid,
+                             "method": best, "correct": bool(ok)})
+    return pd.DataFrame(rows)
