@@ -1,0 +1,372 @@
+"""PRM input formats, checked offline on tiny random models of each real architecture.
+
+Each format gets a tokenizer carrying the real special tokens (a byte-level BPE with no merges,
+so any text tokenizes) and, where the format is a chat, a template shaped like the real one.
+Each class is checked against a slow reference written here independently from strings: one
+forward pass per step prefix, reading the last relevant position.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import save_file
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+from transformers import (
+    AutoModel,
+    LlamaConfig,
+    LlamaForCausalLM,
+    MistralConfig,
+    MistralForCausalLM,
+    PreTrainedTokenizerFast,
+    Qwen2Config,
+    Qwen2ForTokenClassification,
+)
+
+from tts_utils.models import get_model
+from tts_utils.prm import (
+    PRM_CLASSES,
+    MathShepherdPRM,
+    QwenPRM,
+    RLHFlowPRM,
+    SkyworkPRM,
+    StepScores,
+    load_prm,
+)
+from tts_utils.value_head import Qwen2ValueHeadConfig, Qwen2ValueHeadModel, load_value_head_model
+
+# Shaped like Meta's Llama-3.1 template: BOS, an always-present system turn with the dates,
+# every message's content trimmed, <|eot_id|> after each turn.
+LLAMA31_TEMPLATE = (
+    "{{- bos_token }}"
+    "{%- if not date_string is defined %}{%- set date_string = '26 Jul 2024' %}{%- endif %}"
+    "{%- if messages[0]['role'] == 'system' %}{%- set system_message = messages[0]['content']|trim %}"
+    "{%- set messages = messages[1:] %}{%- else %}{%- set system_message = '' %}{%- endif %}"
+    "{{- '<|start_header_id|>system<|end_header_id|>\\n\\n' }}"
+    "{{- 'Cutting Knowledge Date: December 2023\\n' }}{{- 'Today Date: ' + date_string + '\\n\\n' }}"
+    "{{- system_message }}{{- '<|eot_id|>' }}"
+    "{%- for message in messages %}"
+    "{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + message['content'] | trim"
+    " + '<|eot_id|>' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{%- endif %}"
+)
+
+# Shaped like Qwen2.5's template (no tools): default system turn, <|im_start|>role\n...<|im_end|>\n.
+QWEN25_TEMPLATE = (
+    "{%- if messages[0]['role'] == 'system' %}"
+    "{{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}"
+    "{%- else %}"
+    "{{- '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\\n' }}"
+    "{%- endif %}"
+    "{%- for message in messages %}"
+    "{%- if not (message.role == 'system' and loop.first) %}"
+    "{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}"
+    "{%- endif %}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
+)
+
+QUESTION = "What is (2 + 3) * 4?"
+STEPS = ["First, 2 + 3 = 5.\n\n", "Then\n5 * 4 = 20.\n\n", "So the answer is $\\boxed{20}$."]
+SHORT = ["It is \\boxed{20}."]
+LONG = [f"Step {k}: add {k} to the total.\n\n" for k in range(7)]
+
+
+def byte_tokenizer(special: list[str], plain: list[str] = (), bos_first: bool = False, template=None,
+                   **named) -> PreTrainedTokenizerFast:
+    """Byte-level BPE without merges (every byte one token) plus the given tokens."""
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    tk = Tokenizer(models.BPE(vocab={ch: i for i, ch in enumerate(alphabet)}, merges=[]))
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = decoders.ByteLevel()
+    tk.add_special_tokens(special)
+    tk.add_tokens(list(plain))
+    if bos_first:  # like Mistral's tokenizer: encode() starts with BOS
+        bos = named["bos_token"]
+        tk.post_processor = processors.TemplateProcessing(single=f"{bos} $A",
+                                                          special_tokens=[(bos, tk.token_to_id(bos))])
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, **named)
+    if template is not None:
+        tok.chat_template = template
+    return tok
+
+
+def small(config_cls, tok, **kw):
+    # initializer_range 0.5: random weights that give clearly different rewards per position.
+    base = dict(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                initializer_range=0.5, pad_token_id=None)
+    return config_cls(**{**base, **kw})
+
+
+def build(fmt: str, **config_kw):
+    """(prm, model, tokenizer) for a format, with a fixed seed."""
+    torch.manual_seed(0)
+    if fmt == "math-shepherd":
+        tok = byte_tokenizer(["<s>", "</s>"], plain=["ки"], bos_first=True, bos_token="<s>", eos_token="</s>")
+        model = MistralForCausalLM(small(MistralConfig, tok, **config_kw))
+        return MathShepherdPRM(model, tok), model, tok
+    if fmt == "rlhflow":
+        tok = byte_tokenizer(["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>",
+                              "<|eot_id|>"], template=LLAMA31_TEMPLATE, bos_token="<|begin_of_text|>",
+                             eos_token="<|eot_id|>")
+        model = LlamaForCausalLM(small(LlamaConfig, tok, **config_kw))
+        return RLHFlowPRM(model, tok), model, tok
+    if fmt == "skywork":
+        tok = byte_tokenizer(["<|endoftext|>", "<|im_start|>", "<|im_end|>"], template=QWEN25_TEMPLATE,
+                             bos_token="<|endoftext|>", eos_token="<|im_end|>", pad_token="<|endoftext|>")
+        model = Qwen2ValueHeadModel(small(Qwen2ValueHeadConfig, tok, **config_kw))
+        return SkyworkPRM(model, tok), model, tok
+    if fmt == "qwen-prm":
+        tok = byte_tokenizer(["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<extra_0>"], template=QWEN25_TEMPLATE,
+                             eos_token="<|im_end|>", pad_token="<|endoftext|>")
+        model = Qwen2ForTokenClassification(small(Qwen2Config, tok, num_labels=2, **config_kw))
+        return QwenPRM(model, tok), model, tok
+    raise AssertionError(fmt)
+
+
+FORMATS = ["math-shepherd", "rlhflow", "skywork", "qwen-prm"]
+
+
+@pytest.fixture(scope="module", params=FORMATS)
+def world(request):
+    return (request.param, *build(request.param))
+
+
+# ---- slow references: one forward per step prefix, built from strings ---------------------------
+
+def _ids(tok, text, special=False):
+    return tok.encode(text, add_special_tokens=special)
+
+
+@torch.inference_mode()
+def reference(fmt, model, tok, question, steps) -> list[float]:
+    model.eval()
+    plus, minus = tok.convert_tokens_to_ids("+"), tok.convert_tokens_to_ids("-")
+    clean = [s.strip() for s in steps]
+    out = []
+    for k in range(1, len(steps) + 1):
+        if fmt == "math-shepherd":
+            ids = _ids(tok, question + " " + " ки\n".join(clean[:k]) + " ки", special=True)
+            assert tok.decode(ids[-1:]) == "ки"
+            logits = model(torch.tensor([ids])).logits[0, -1]
+            out.append(logits[[plus, minus]].softmax(-1)[0].item())
+        elif fmt == "rlhflow":
+            conv = []
+            for j, s in enumerate(clean[:k]):
+                conv += [{"role": "user", "content": f"{question} {s}" if j == 0 else s},
+                         {"role": "assistant", "content": "+"}]
+            ids = _ids(tok, tok.apply_chat_template(conv, tokenize=False))
+            assert tok.decode(ids[-2:]) == "+<|eot_id|>"
+            logits = model(torch.tensor([ids])).logits[0, -3]  # RLHFlow's own read position
+            out.append(logits[[plus, minus]].softmax(-1)[0].item())
+        elif fmt == "skywork":
+            text = "<|endoftext|>" + question + "\n" + "".join(s.replace("\n", " ") + "\n" for s in clean[:k])
+            value = model(torch.tensor([_ids(tok, text)])).logits[0, -1]
+            out.append(torch.sigmoid(value).item())
+        else:
+            msgs = [{"role": "system", "content": QwenPRM.SYSTEM}, {"role": "user", "content": question},
+                    {"role": "assistant", "content": "".join(s + "<extra_0>" for s in clean[:k])}]
+            ids = _ids(tok, tok.apply_chat_template(msgs, tokenize=False))
+            last = max(i for i, t in enumerate(ids) if t == tok.convert_tokens_to_ids("<extra_0>"))
+            out.append(model(torch.tensor([ids])).logits[0, last].softmax(-1)[1].item())
+    return out
+
+
+# ---- (a) positions ---------------------------------------------------------------------------------
+
+def test_read_positions_are_the_step_ends(world):
+    fmt, prm, _, tok = world
+    ids, pos = prm.encode(QUESTION, STEPS)
+    assert len(pos) == len(STEPS) and pos == sorted(pos) and pos[-1] < len(ids)
+    dec = [tok.decode([i]) for i in ids]
+    clean = [s.strip() for s in STEPS]
+    starts = [None] + [p + 1 for p in pos[:-1]]
+    for k, (p, step) in enumerate(zip(pos, clean, strict=True)):
+        if fmt == "math-shepherd":
+            assert dec[p] == "ки" and dec[p - 1] == " "
+            before = tok.decode(ids[1:p]) if k == 0 else tok.decode(ids[starts[k]:p])
+            assert before == (f"{QUESTION} {step} " if k == 0 else f"\n{step} ")
+        elif fmt == "rlhflow":
+            # p predicts the assistant "+" at p + 1, which closes the turn.
+            assert dec[p + 1] == "+" and dec[p + 2] == "<|eot_id|>"
+            assert tok.decode(ids[:p + 1]).endswith(
+                f"{QUESTION if k == 0 else ''}{' ' if k == 0 else ''}{step}<|eot_id|>"
+                "<|start_header_id|>assistant<|end_header_id|>\n\n")
+        elif fmt == "skywork":
+            assert dec[p] == "\n"
+            if k == 0:
+                assert tok.decode(ids[:p]) == f"<|endoftext|>{QUESTION}\n{step.replace(chr(10), ' ')}"
+            else:
+                assert tok.decode(ids[starts[k]:p]) == step.replace("\n", " ")
+        else:
+            assert dec[p] == "<extra_0>"
+            if k == 0:
+                assert tok.decode(ids[:p]).endswith(f"<|im_start|>assistant\n{step}")
+            else:
+                assert tok.decode(ids[starts[k]:p]) == step
+    if fmt == "math-shepherd":
+        assert ids[0] == tok.bos_token_id  # the model card's encode() keeps BOS
+    if fmt == "rlhflow":
+        assert tok.decode(ids).startswith("<|begin_of_text|><|start_header_id|>system<|end_header_id|>")
+        assert len(ids) == len(_ids(tok, tok.apply_chat_template(
+            [m for s in STEPS for m in ({"role": "user", "content": s}, {"role": "assistant", "content": "+"})],
+            tokenize=False))) + len(_ids(tok, QUESTION + " "))
+
+
+def test_rlhflow_training_labels_put_plus_or_minus():
+    prm, _, tok = build("rlhflow")
+    ids, pos = prm.encode(QUESTION, STEPS, labels=[True, False, True])
+    assert [tok.decode([ids[p + 1]]) for p in pos] == ["+", "-", "+"]
+    assert prm.encode(QUESTION, STEPS)[1] == pos
+    with pytest.raises(ValueError, match="labels"):
+        prm.encode(QUESTION, STEPS, labels=[True])
+
+
+# ---- (b) equal to the slow reference; (c) independent of the batch ---------------------------------
+
+def test_scores_match_one_forward_per_prefix(world):
+    fmt, prm, model, tok = world
+    [got] = prm.score([QUESTION], [STEPS])
+    want = reference(fmt, model, tok, QUESTION, STEPS)
+    assert got.rewards == pytest.approx(want, abs=1e-5)
+    assert all(0.0 <= r <= 1.0 for r in got.rewards)
+    assert max(want) - min(want) > 1e-3  # the check could tell a wrong position from a right one
+    assert got.num_tokens == len(prm.encode(QUESTION, STEPS)[0])
+
+
+def test_scores_do_not_depend_on_padding_or_batch(world):
+    _, prm, _, _ = world
+    alone = prm.score([QUESTION], [STEPS])[0]
+    qs, sols = ["Q: 1+1?", QUESTION, "What is 20?", QUESTION], [LONG, STEPS, SHORT, STEPS[:2]]
+    for bs in (1, 2, 8):
+        prm.batch_size = bs
+        batch = prm.score(qs, sols)
+        assert batch[1].rewards == pytest.approx(alone.rewards, abs=1e-5)
+        assert batch[1].num_tokens == alone.num_tokens
+        assert batch[3].rewards == pytest.approx(alone.rewards[:2], abs=1e-5)  # prefix: causal
+        assert [len(s.rewards) for s in batch] == [len(LONG), 3, 1, 2]
+    prm.batch_size = 8
+
+
+def test_zero_steps_give_empty_rewards_and_others_are_untouched(world):
+    _, prm, _, _ = world
+    empty, full = prm.score(["Q?", QUESTION], [[], STEPS])
+    assert empty == StepScores(rewards=[], num_tokens=0)
+    assert full.rewards == pytest.approx(prm.score([QUESTION], [STEPS])[0].rewards, abs=1e-6)
+
+
+def test_bad_calls_are_clear_errors(world):
+    _, prm, _, _ = world
+    with pytest.raises(ValueError, match="2 questions but 1 solutions"):
+        prm.score(["a", "b"], [STEPS])
+    with pytest.raises(TypeError, match="list of steps"):
+        prm.score([QUESTION], ["one string, not steps"])
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_too_long_is_an_error_not_a_truncation(fmt):
+    prm, _, _ = build(fmt, max_position_embeddings=300)
+    long_steps = ["1 + 1 = 2. " * 20 + "\n\n"] * 2
+    assert len(prm.encode(QUESTION, long_steps)[0]) > 300
+    with pytest.raises(ValueError, match=r"max_position_embeddings \(300\)"):
+        prm.score([QUESTION, QUESTION], [STEPS, long_steps])
+    assert len(prm.score([QUESTION], [STEPS])[0].rewards) == 3  # a short one still fits
+
+
+# ---- special tokens missing -> error at construction ------------------------------------------------
+
+def test_missing_special_tokens_fail_at_construction():
+    _, ms_model, _ = build("math-shepherd")
+    no_tag = byte_tokenizer(["<s>"], bos_token="<s>")  # "ки" is two bytes here, not a token
+    with pytest.raises(ValueError, match="'ки' as a single token"):
+        MathShepherdPRM(ms_model, no_tag)
+
+    _, q_model, _ = build("qwen-prm")
+    no_extra = byte_tokenizer(["<|im_start|>", "<|im_end|>"], template=QWEN25_TEMPLATE)
+    with pytest.raises(ValueError, match="<extra_0>"):
+        QwenPRM(q_model, no_extra)
+    no_template = byte_tokenizer(["<extra_0>"])
+    with pytest.raises(ValueError, match="no chat template"):
+        QwenPRM(q_model, no_template)
+
+    _, l_model, _ = build("rlhflow")
+    with pytest.raises(ValueError, match="no chat template"):
+        RLHFlowPRM(l_model, byte_tokenizer(["<|eot_id|>"]))
+
+    _, s_model, _ = build("skywork")
+    with pytest.raises(ValueError, match="bos_token"):
+        SkyworkPRM(s_model, byte_tokenizer(["<|im_end|>"]))
+
+
+def test_step_containing_the_tag_is_an_error():
+    prm, _, _ = build("math-shepherd")
+    with pytest.raises(ValueError, match="found 3 step tags"):
+        prm.encode(QUESTION, ["a ки b", "c"])
+    qprm, _, _ = build("qwen-prm")
+    with pytest.raises(ValueError, match="found 3 <extra_0>"):
+        qprm.encode(QUESTION, ["a<extra_0>b", "c"])
+
+
+# ---- loading -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_load_prm_from_a_local_dir(fmt, tmp_path):
+    prm, model, tok = build(fmt)
+    model.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    loaded = load_prm(get_model(str(tmp_path), kind="prm", prm_format=fmt))
+    assert type(loaded) is PRM_CLASSES[fmt] and not loaded.model.training
+    want = prm.score([QUESTION, "Q?"], [STEPS, SHORT])
+    got = loaded.score([QUESTION, "Q?"], [STEPS, SHORT])
+    for g, w in zip(got, want, strict=True):
+        assert g.rewards == pytest.approx(w.rewards, abs=1e-6) and g.num_tokens == w.num_tokens
+    # a path plus prm_format works too; a path without it is an error naming what is missing
+    assert type(load_prm(str(tmp_path), prm_format=fmt)) is PRM_CLASSES[fmt]
+    with pytest.raises(ValueError, match="prm_format"):
+        load_prm(str(tmp_path))
+
+
+def test_load_prm_rejects_policies():
+    with pytest.raises(ValueError, match="not a prm"):
+        load_prm("Qwen2.5-7B-Instruct")
+
+
+def test_value_head_has_skywork_names_and_autoloads(tmp_path):
+    _, model, _ = build("skywork")
+    keys = set(model.state_dict())
+    assert {"v_head.summary.weight", "v_head.summary.bias", "model.embed_tokens.weight"} <= keys
+    assert model.state_dict()["v_head.summary.weight"].shape == (1, 32)
+    model.save_pretrained(tmp_path)
+    auto = AutoModel.from_pretrained(tmp_path)  # registered model_type
+    assert type(auto) is Qwen2ValueHeadModel
+    x = torch.tensor([[1, 2, 3, 4]])
+    with torch.inference_mode():
+        assert torch.allclose(auto.eval()(x).logits, model.eval()(x).logits)
+
+
+def _real_layout_checkpoint(model, path, with_head=True):
+    """A checkpoint laid out like Skywork's: a qwen2 config and Qwen2ForCausalLM keys + v_head.*."""
+    sd = {k: v.clone() for k, v in model.state_dict().items() if with_head or not k.startswith("v_head.")}
+    sd["lm_head.weight"] = torch.zeros(model.config.vocab_size, model.config.hidden_size)
+    save_file(sd, str(path / "model.safetensors"), metadata={"format": "pt"})
+    cfg = {k: v for k, v in model.config.to_dict().items() if k not in ("model_type", "architectures")}
+    Qwen2Config(**cfg, architectures=["Qwen2ForCausalLM"]).save_pretrained(path)
+    assert json.loads((path / "config.json").read_text())["model_type"] == "qwen2"
+
+
+def test_value_head_loads_a_skywork_layout_checkpoint(tmp_path):
+    _, model, _ = build("skywork")
+    _real_layout_checkpoint(model, tmp_path)
+    loaded = load_value_head_model(str(tmp_path)).eval()
+    x = torch.tensor([[5, 6, 7, 8, 9]])
+    with torch.inference_mode():
+        assert torch.allclose(loaded(x).logits, model.eval()(x).logits)
+
+    (tmp_path / "nohead").mkdir()
+    _real_layout_checkpoint(model, tmp_path / "nohead", with_head=False)
+    with pytest.raises(ValueError, match="v_head"):
+        load_value_head_model(str(tmp_path / "nohead"))
