@@ -113,3 +113,14 @@ def test_compute_optimal_oracle_and_heldout():
     assert oracle["correct"].mean() == pytest.approx(max(per.groupby("method")["correct"].mean()))
     with pytest.raises(ValueError, match="mode"):
         analysis.compute_optimal(per, ["g"], ["x"], mode="cv")
+
+
+def test_verdict_reads_the_interval_against_the_claimed_sign():
+    assert analysis.verdict(0.01, 0.2, +1) == "agrees"
+    assert analysis.verdict(-0.2, -0.01, +1) == "disagrees"
+    assert analysis.verdict(-0.2, -0.01, -1) == "agrees"
+    assert analysis.verdict(-0.1, 0.1, +1) == "inconclusive"
+    assert analysis.verdict(math.nan, 0.1, +1) == "inconclusive"
+    assert analysis.combine_verdicts(["agrees", "agrees"]) == "agrees"
+    assert analysis.combine_verdicts(["agrees", "inconclusive"]) == "inconclusive"
+    assert analysis.combine_verdicts(["agrees", "disagrees"]) == "disagrees"

@@ -236,3 +236,33 @@ def compute_optimal(per_problem: pd.DataFrame, group: Sequence[str], methods: Se
                 rows.append({**dict(zip(group, key, strict=True)), "problem_id": pid,
                              "method": best, "correct": bool(ok)})
     return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- verdicts
+
+def verdict(lo: float, hi: float, expected_sign: int) -> str:
+    """Compare a measured effect's confidence interval with the sign the paper claims.
+
+    "agrees" when the whole interval has the claimed sign, "disagrees" when the whole interval
+    has the opposite sign, "inconclusive" when it contains zero (or is undefined).
+    """
+    if expected_sign not in (1, -1):
+        raise ValueError(f"expected_sign must be +1 or -1, got {expected_sign!r}")
+    if math.isnan(lo) or math.isnan(hi):
+        return "inconclusive"
+    if expected_sign * lo > 0 and expected_sign * hi > 0:
+        return "agrees"
+    if expected_sign * lo < 0 and expected_sign * hi < 0:
+        return "disagrees"
+    return "inconclusive"
+
+
+def combine_verdicts(verdicts: Sequence[str]) -> str:
+    """One verdict for a claim made of several parts: agrees only if every part agrees,
+    disagrees if any part disagrees, inconclusive otherwise."""
+    v = list(verdicts)
+    if not v:
+        return "inconclusive"
+    if "disagrees" in v:
+        return "disagrees"
+    return "agrees" if all(x == "agrees" for x in v) else "inconclusive"

@@ -1,0 +1,215 @@
+"""TransformersPolicy against a tiny random Llama with a character-level tokenizer (one token per
+character, so token counts can be read off the text).
+
+A random model rarely emits "\\n\\n" or EOS by itself; to force each finish reason, the tests bias
+the logits of chosen tokens through an lm_head bias (see _tiny_lm.make_model).
+"""
+
+import numpy as np
+import pytest
+import torch
+from _tiny_lm import MULTI, SPECIAL, make_model, make_tokenizer
+
+from tts_utils.policy import (
+    Generation,
+    SamplingParams,
+    TransformersPolicy,
+    load_policy,
+    sample_tokens,
+    seed_keys,
+    seeded_uniforms,
+)
+
+EOT = "<|eot_id|>"
+# The random model may emit special tokens (counted, but not in the text, as with vLLM's
+# skip_special_tokens) and multi-character tokens; tests that count tokens from the text forbid both.
+QUIET = {t: -100.0 for t in SPECIAL + MULTI if t != EOT}
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return make_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def prompts(tok):
+    def chat(q):
+        return tok.apply_chat_template([{"role": "user", "content": q}], tokenize=False, add_generation_prompt=True)
+    # Different lengths, so batches are left-padded.
+    return [chat("1+2=?"), chat("12*(3+4)-5=?") + "12*7=84\n\n", chat("7?")]
+
+
+def policy(tok, batch_size=8, **model_kw):
+    return TransformersPolicy(make_model(tok, **model_kw), tok, "tiny", name="tiny-test", batch_size=batch_size)
+
+
+def n_chars_tokens(tok, text):
+    return len(tok(text, add_special_tokens=False)["input_ids"])
+
+
+def test_stop_after_separator_kept_and_counted(tok, prompts):
+    pol = policy(tok, bias={**QUIET, "\n": 1.5, EOT: -100})
+    gens = pol.generate(prompts * 6, SamplingParams(max_tokens=20), seeds=list(range(18)))
+    reasons = {g.finish_reason for g in gens}
+    assert reasons == {"stop", "length"}, reasons  # the bias makes both happen among 18 samples
+    for g in gens:
+        assert g.num_tokens == n_chars_tokens(tok, g.text)  # one token per character, nothing lost
+        if g.finish_reason == "stop":
+            assert g.text.endswith("\n\n") and g.text.index("\n\n") == len(g.text) - 2
+        else:
+            assert g.num_tokens == 20 and "\n\n" not in g.text
+
+
+def test_stop_inside_a_token_cuts_text_but_counts_the_token(tok, prompts):
+    pol = policy(tok, bias={"7\n\n8": 20.0})  # a single token that runs past the separator
+    [g] = pol.generate(prompts[:1], SamplingParams(temperature=0, max_tokens=10), seeds=[0])
+    assert g == Generation("7\n\n", 1, "stop")
+
+
+def test_eos_finish(tok, prompts):
+    pol = policy(tok, bias={EOT: 20.0})
+    assert pol.generate(prompts, SamplingParams(max_tokens=10), seeds=[1, 2, 3]) == [Generation("", 1, "eos")] * 3
+    # EOS after some text: counted as a token, absent from the text.
+    pol = policy(tok, bias={**QUIET, EOT: 2.0}, scale=0.3)
+    gens = pol.generate(prompts * 4, SamplingParams(max_tokens=60, stop=None), seeds=list(range(12)))
+    eos = [g for g in gens if g.finish_reason == "eos"]
+    assert eos and any(g.text for g in eos)
+    for g in eos:
+        assert g.num_tokens == n_chars_tokens(tok, g.text) + 1 and EOT not in g.text
+
+
+def test_generation_config_eos_ids_also_end(tok, prompts):
+    model = make_model(tok, bias={"<|im_end|>": 20.0})
+    model.generation_config.eos_token_id = [tok.convert_tokens_to_ids(EOT), tok.convert_tokens_to_ids("<|im_end|>")]
+    pol = TransformersPolicy(model, tok, "tiny")
+    assert pol.generate(prompts[:1], SamplingParams(max_tokens=5), seeds=[0]) == [Generation("", 1, "eos")]
+
+
+def test_length_finish(tok, prompts):
+    pol = policy(tok, bias={**QUIET, EOT: -100})
+    for g in pol.generate(prompts, SamplingParams(max_tokens=7, stop=None), seeds=[1, 2, 3]):
+        assert g.finish_reason == "length" and g.num_tokens == 7 and len(g.text) == 7
+
+
+def test_seed_fixes_a_sample_whatever_the_batch(tok, prompts):
+    pol = policy(tok, bias={"\n": 2.0, EOT: 1.0})
+    params = SamplingParams(temperature=0.8, max_tokens=30)
+    a, b, c = prompts
+    ref = pol.generate([a, b, c], params, seeds=[11, 22, 33])
+    assert len({g.finish_reason for g in ref + pol.generate([a] * 8, params, list(range(8)))}) >= 2
+    pol.batch_size = 2  # other chunks, other padding, other companions
+    mixed = pol.generate([c, a, b, a, b], params, seeds=[33, 11, 5, 7, 22])
+    assert [mixed[1], mixed[4], mixed[0]] == ref
+    pol.batch_size = 1
+    assert pol.generate([b], params, seeds=[22]) == [ref[1]]
+
+
+def test_different_seeds_differ(tok, prompts):
+    pol = policy(tok, scale=0.3, bias={EOT: -100})
+    gens = pol.generate(prompts[:1] * 8, SamplingParams(temperature=1.0, max_tokens=20, stop=None), seeds=list(range(8)))
+    assert len({g.text for g in gens}) == 8
+
+
+def test_greedy_equals_model_generate_with_left_padding(tok, prompts):
+    model = make_model(tok, bias={EOT: -100})
+    pol = TransformersPolicy(model, tok, "tiny")
+    ours = pol.generate(prompts, SamplingParams(temperature=0, max_tokens=25, stop=None), seeds=[1, 2, 3])
+    tok.padding_side = "left"
+    enc = tok(prompts, add_special_tokens=False, padding=True, return_tensors="pt")
+    out = model.generate(**enc, do_sample=False, max_new_tokens=25, pad_token_id=tok.pad_token_id)
+    theirs = tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    assert [g.text for g in ours] == theirs
+    # Greedy is deterministic, ignores seeds, and a short prompt gives the same alone as padded.
+    assert pol.generate(prompts[2:], SamplingParams(temperature=0, max_tokens=25, stop=None), seeds=[9]) == ours[2:]
+    # With the separator as stop, the greedy text is the unconstrained one cut after the first "\n\n".
+    stopped = pol.generate(prompts, SamplingParams(temperature=0, max_tokens=25), seeds=[1, 2, 3])
+    for s, g in zip(stopped, ours, strict=True):
+        assert g.text.startswith(s.text)
+        assert s.finish_reason == ("stop" if "\n\n" in g.text else "length")
+
+
+def test_context_limit(tok, prompts):
+    pol = policy(tok, max_positions=64, bias={EOT: -100})
+    long_prompt = prompts[0] + "x" * 30
+    n = n_chars_tokens(tok, long_prompt)
+    assert n < 64
+    [g] = pol.generate([long_prompt], SamplingParams(max_tokens=100, stop=None), seeds=[0])
+    assert g.finish_reason == "length" and g.num_tokens == 64 - n  # capped by the context, not max_tokens
+    with pytest.raises(ValueError, match=r"prompt 1 has \d+ tokens; tiny-test allows at most 64"):
+        pol.generate([prompts[0], prompts[0] + "x" * 64], SamplingParams(), seeds=[0, 1])
+
+
+def test_bad_arguments(tok, prompts):
+    pol = policy(tok)
+    with pytest.raises(ValueError, match="2 prompts but 1 seeds"):
+        pol.generate(prompts[:2], SamplingParams(), seeds=[0])
+    with pytest.raises(ValueError, match="temperature"):
+        pol.generate(prompts[:1], SamplingParams(temperature=-1), seeds=[0])
+    with pytest.raises(TypeError, match="tuple of strings"):
+        pol.generate(prompts[:1], SamplingParams(stop="\n\n"), seeds=[0])
+    with pytest.raises(KeyError, match="unknown prompt family"):
+        TransformersPolicy(make_model(tok), tok, "llama2")
+    assert pol.generate([], SamplingParams(), seeds=[]) == []
+
+
+def test_sampler_follows_the_distribution():
+    p = torch.tensor([0.5, 0.3, 0.15, 0.05])
+    n = 20000
+    keys = seed_keys(list(range(n)))
+    logits = p.log().expand(n, 4)
+
+    def freq(temperature, top_p):
+        return torch.bincount(sample_tokens(logits, keys, 3, temperature, top_p), minlength=4).float() / n
+
+    assert torch.allclose(freq(1.0, 1.0), p, atol=0.015)
+    assert torch.allclose(freq(1.0, 0.7), torch.tensor([0.625, 0.375, 0, 0]), atol=0.015)  # nucleus {0, 1}
+    sharp = p**2 / (p**2).sum()  # temperature 0.5 squares the probabilities
+    assert torch.allclose(freq(0.5, 1.0), sharp, atol=0.015)
+    assert (sample_tokens(logits[:5], keys[:5], 0, 0.0, 1.0) == 0).all()
+
+
+def test_seeded_uniforms():
+    keys = seed_keys([0, 1, 2**64 + 1, -1])
+    assert keys[1] == keys[2] and len(set(keys.tolist())) == 3  # seeds are taken modulo 2**64
+    u0, u1 = seeded_uniforms(keys, 0), seeded_uniforms(keys, 1)
+    assert (u0 != u1).all() and ((u0 >= 0) & (u0 < 1)).all()
+    assert np.array_equal(u0, seeded_uniforms(keys, 0))
+    many = seeded_uniforms(seed_keys(range(100000)), 7)
+    assert abs(many.mean() - 0.5) < 0.005 and abs((many < 0.1).mean() - 0.1) < 0.005
+
+
+def test_load_policy_from_local_dir(tok, prompts, tmp_path):
+    model = make_model(tok)
+    model.lm_head.bias = None  # a stock LlamaForCausalLM head, so the saved model reloads as one
+    model.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    pol = load_policy(str(tmp_path), family="tiny", device="cpu")
+    assert isinstance(pol, TransformersPolicy) and pol.family == "tiny"
+    params = SamplingParams(max_tokens=12, stop=None)
+    assert pol.generate(prompts, params, [1, 2, 3]) == TransformersPolicy(model, tok, "tiny").generate(prompts, params, [1, 2, 3])
+    assert pol.build_prompt("1+2=?", ["1+2=3\n\n"]) == prompts[0] + "1+2=3\n\n"
+    with pytest.raises(ValueError, match="family"):
+        load_policy(str(tmp_path))
+    with pytest.raises(ValueError, match="unknown backend"):
+        load_policy(str(tmp_path), backend="tgi", family="tiny")
+
+
+def test_left_padding_with_absolute_positions(tok, prompts):
+    # Rotary models are blind to a constant position shift, so padding mistakes hide there; GPT-2's
+    # learned absolute positions show whether a padded row sees the positions it would see alone.
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=2, n_head=4, n_positions=256,
+                                       eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id)).eval()
+    pol = TransformersPolicy(model, tok, "tiny")
+    params = SamplingParams(temperature=0.7, max_tokens=15, stop=None)
+    alone = pol.generate(prompts[2:], params, seeds=[4])
+    assert pol.generate([prompts[1], prompts[2]], params, seeds=[3, 4])[1] == alone[0]
+    tok.padding_side = "left"
+    enc = tok(prompts, add_special_tokens=False, padding=True, return_tensors="pt")
+    out = model.generate(**enc, do_sample=False, max_new_tokens=15, pad_token_id=tok.pad_token_id,
+                         eos_token_id=tok.eos_token_id)
+    theirs = tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    greedy = pol.generate(prompts, SamplingParams(temperature=0, max_tokens=15, stop=None), seeds=[0, 0, 0])
+    assert [g.text for g in greedy] == theirs

@@ -1,0 +1,176 @@
+"""A minimal OpenAI-compatible completions server for a local policy (standard library only).
+
+    python -m tts_utils.serve data/tinyworld/<policy> --family tiny --port 8000
+
+serves ``POST /v1/completions`` and ``GET /v1/models`` like vLLM does, for the subset this project
+uses: text prompts (a string or a list), ``n=1``, ``seed``, ``temperature``, ``top_p``,
+``max_tokens``, ``stop``, and vLLM's ``include_stop_str_in_output`` and ``stop_reason``. It lets
+``OpenAIPolicy`` run against the tiny world (and is what its tests talk to). Requests are served
+one at a time; each is generated as one batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tts_utils.policy import Policy, SamplingParams
+
+MAX_BODY = 64 * 2**20
+
+
+class BadRequest(Exception):
+    def __init__(self, message: str, code: int = 400):
+        super().__init__(message)
+        self.code = code
+
+
+class CompletionServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address, policy: Policy, model_name: str | None = None, handler=None, verbose=False):
+        super().__init__(address, handler or CompletionHandler)
+        self.policy = policy
+        self.model_name = model_name or policy.name
+        self.verbose = verbose
+        self.lock = threading.Lock()  # one generation at a time: the model is not shared between threads
+
+    @property
+    def base_url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+
+class CompletionHandler(BaseHTTPRequestHandler):
+    server: CompletionServer
+
+    def log_message(self, format, *args):  # noqa: A002 (the base class's name)
+        if self.server.verbose:
+            super().log_message(format, *args)
+
+    def send_json(self, code: int, obj: dict) -> None:
+        body = json.dumps(obj).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def send_error_json(self, code: int, message: str) -> None:
+        kind = {400: "BadRequestError", 404: "NotFoundError"}.get(code, "InternalServerError")
+        self.send_json(code, {"error": {"message": message, "type": kind, "code": code}})
+
+    def do_GET(self):
+        if self.path.rstrip("/") == "/v1/models":
+            self.send_json(200, {"object": "list", "data": [{"id": self.server.model_name, "object": "model"}]})
+        elif self.path == "/health":
+            self.send_json(200, {})
+        else:
+            self.send_error_json(404, f"no route {self.path}")
+
+    def do_POST(self):
+        if self.path.rstrip("/") != "/v1/completions":
+            self.send_error_json(404, f"no route {self.path}")
+            return
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_BODY:
+                raise BadRequest(f"request body over {MAX_BODY} bytes")
+            try:
+                req = json.loads(self.rfile.read(length))
+            except ValueError as e:
+                raise BadRequest(f"invalid JSON: {e}") from None
+            self.send_json(200, self.complete(req))
+        except BadRequest as e:
+            self.send_error_json(e.code, str(e))
+        except Exception as e:  # report, keep serving
+            self.send_error_json(500, f"{type(e).__name__}: {e}")
+
+    def complete(self, req: dict) -> dict:
+        if not isinstance(req, dict):
+            raise BadRequest("the body must be a JSON object")
+        if req.get("model") not in (None, self.server.model_name):
+            raise BadRequest(f"the model {req.get('model')!r} does not exist; this server has "
+                             f"{self.server.model_name!r}", code=404)
+        prompt = req.get("prompt")
+        prompts = [prompt] if isinstance(prompt, str) else prompt
+        if not prompts or not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
+            raise BadRequest("prompt must be a non-empty string or list of strings (token ids are not supported)")
+        if req.get("n", 1) != 1 or req.get("best_of", 1) not in (None, 1):
+            raise BadRequest("only n=1 is supported: send one request per sample, each with its own seed")
+        if req.get("stream") or req.get("echo") or req.get("logprobs"):
+            raise BadRequest("stream, echo and logprobs are not supported")
+        stop = req.get("stop")
+        stop = (stop,) if isinstance(stop, str) else tuple(stop or ())
+        try:
+            params = SamplingParams(temperature=float(req.get("temperature", 1.0)), top_p=float(req.get("top_p", 1.0)),
+                                    max_tokens=int(req.get("max_tokens", 16)), stop=stop)
+            params.validate()
+        except (TypeError, ValueError) as e:
+            raise BadRequest(str(e)) from None
+        seed = req.get("seed")
+        seed = random.getrandbits(63) if seed is None else int(seed)
+        keep_stop = bool(req.get("include_stop_str_in_output", False))
+        with self.server.lock:
+            try:
+                gens = self.server.policy.generate(prompts, params, [seed] * len(prompts))
+            except ValueError as e:  # e.g. a prompt longer than the model's context
+                raise BadRequest(str(e)) from None
+            tok = getattr(self.server.policy, "tokenizer", None)
+            prompt_tokens = sum(len(tok(p, add_special_tokens=False)["input_ids"]) for p in prompts) if tok else 0
+        choices = []
+        for i, g in enumerate(gens):
+            text, matched = g.text, None
+            if g.finish_reason == "stop":
+                matched = next(s for s in stop if text.endswith(s))
+                if not keep_stop:
+                    text = text[: len(text) - len(matched)]
+            choices.append({"index": i, "text": text, "logprobs": None,
+                            # OpenAI semantics: "stop" covers stop strings and EOS; vLLM's stop_reason
+                            # tells them apart (the matched string, or None for EOS).
+                            "finish_reason": "length" if g.finish_reason == "length" else "stop",
+                            "stop_reason": matched})
+        completion_tokens = sum(g.num_tokens for g in gens)
+        return {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()),
+                "model": self.server.model_name, "choices": choices,
+                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                          "total_tokens": prompt_tokens + completion_tokens}}
+
+
+def make_server(policy: Policy, host: str = "127.0.0.1", port: int = 0, model_name: str | None = None,
+                handler=None, verbose: bool = False) -> CompletionServer:
+    """A server bound to (host, port) (port 0: a free one; see ``server.base_url``). Run it with
+    ``serve_forever()``, in a thread if needed; ``shutdown()`` stops it."""
+    return CompletionServer((host, port), policy, model_name=model_name, handler=handler, verbose=verbose)
+
+
+def main(argv=None) -> None:
+    from tts_utils.policy import load_policy
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("model", help="registry name or local model directory")
+    ap.add_argument("--family", help="prompt family, for a local directory")
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=8000)
+    ap.add_argument("--served-model-name", help="the name clients send (default: the model argument)")
+    ap.add_argument("--device")
+    ap.add_argument("--batch-size", type=int, default=64)
+    args = ap.parse_args(argv)
+    policy = load_policy(args.model, family=args.family, device=args.device, batch_size=args.batch_size)
+    server = make_server(policy, args.host, args.port, model_name=args.served_model_name or args.model, verbose=True)
+    print(f"serving {args.model} at {server.base_url}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()
