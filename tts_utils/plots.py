@@ -73,3 +73,33 @@ def save(fig, name: str, figures_dir: str | Path = "figures") -> list[Path]:
     fig.savefig(paths[0], metadata={"Software": None})
     fig.savefig(paths[1], metadata={"Creator": None, "Producer": None, "CreationDate": None})
     return paths
+
+
+def accuracy_vs_n(ax, table, hue: str = "method", title: str | None = None, percent: bool = True,
+                  label_fn=None) -> None:
+    """Accuracy against budget N (log2 axis), one line per ``hue`` value, CI as a band.
+
+    ``table`` has columns n, acc, lo, hi and ``hue`` (as from analysis.accuracy_table).
+    """
+    scale = 100 if percent else 1
+    label_fn = label_fn or (method_label if hue == "method" else str)
+    for key, g in table.groupby(hue, sort=False):
+        g = g.sort_values("n")
+        color = method_color(key) if hue == "method" else None
+        marker = METHOD_MARKERS.get(key, "o") if hue == "method" else "o"
+        (line,) = ax.plot(g["n"], g["acc"] * scale, marker=marker, ms=4, color=color, label=label_fn(key))
+        ax.fill_between(g["n"], g["lo"] * scale, g["hi"] * scale, color=line.get_color(), alpha=0.15, lw=0)
+    ax.set_xscale("log", base=2)
+    ns = sorted(table["n"].unique())
+    ax.set_xticks(ns, [str(int(n)) for n in ns])
+    ax.set_xlabel("budget N (generations per problem)")
+    ax.set_ylabel("accuracy (%)" if percent else "accuracy")
+    if title:
+        ax.set_title(title)
+
+
+def verdict_box(ax, text: str, verdict: str) -> None:
+    """A small coloured label in the corner of an axis stating the computed verdict."""
+    colors = {"agrees": "#d4efdf", "disagrees": "#f5b7b1", "inconclusive": "#fcf3cf"}
+    ax.text(0.02, 0.98, f"{text}: {verdict}", transform=ax.transAxes, va="top", ha="left", fontsize="small",
+            bbox={"boxstyle": "round,pad=0.3", "fc": colors.get(verdict, "white"), "ec": "0.6"})

@@ -1,0 +1,202 @@
+"""collect: grid tables, caching, sharding + merge, validation, and kill/resume of the CLI."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import KnownPRM, ScriptedPolicy, make_problems, write_jsonl
+
+from tts_utils import collect as C
+from tts_utils.search import best_of_n, dvts
+
+ROOT = Path(__file__).resolve().parent.parent
+TESTS = Path(__file__).resolve().parent
+
+
+def grid(tmp_path: Path, **over) -> dict:
+    ds = tmp_path / "probs.jsonl"
+    if not ds.exists():
+        write_jsonl(make_problems(7), ds)
+    cfg = {"out": str(tmp_path / "out"), "datasets": [str(ds)], "policies": ["scripted"], "prms": ["known"],
+           "methods": ["cot", "majority", "best_of_n", "beam_search", "dvts"], "n": [4, 8], "seeds": [0, 1],
+           "chunk_size": 3, "max_depth": 8, "loader": "conftest:load_model"}
+    cfg.update(over)
+    return cfg
+
+
+def frames_equal(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    """Equal in every column but wall_s (the only measured, hence nondeterministic, column)."""
+    a = a.drop(columns=[c for c in ("wall_s",) if c in a])
+    b = b.drop(columns=[c for c in ("wall_s",) if c in b])
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_grid_tables_have_every_candidate_in_order(tmp_path, calls, tests_on_path):
+    paths = C.collect(grid(tmp_path), progress=False)
+    cands, runs = C.load_results(tmp_path / "out")
+    assert paths["candidates"] == tmp_path / "out" / "candidates.parquet"
+    problems = make_problems(7)
+    expect_rows = {("cot", 1): 1, ("majority", 4): 4, ("majority", 8): 8, ("best_of_n", 4): 4,
+                   ("best_of_n", 8): 8, ("beam_search", 4): 4, ("beam_search", 8): 8, ("dvts", 4): 4, ("dvts", 8): 8}
+    counts = cands.groupby(["method", "n"]).size().to_dict()
+    assert counts == {k: v * len(problems) * 2 for k, v in expect_rows.items()}
+    assert len(runs) == len(expect_rows) * len(problems) * 2
+    assert set(cands.loc[cands.method.isin(["cot", "majority"]), "prm"]) == {""}
+    assert set(cands.loc[~cands.method.isin(["cot", "majority"]), "prm"]) == {"known"}
+    # row order: method in config order, then n, seed, problem, candidate
+    order = ["cot", "majority", "best_of_n", "beam_search", "dvts"]
+    key = cands[["method", "n", "seed", "problem_index", "candidate"]].assign(
+        method=cands.method.map(order.index))
+    assert key.equals(key.sort_values(list(key.columns), kind="stable"))
+    # the rows are the search's own results: BoN and DVTS at N=4 equal direct runs at N=4
+    for method, fn in (("best_of_n", best_of_n), ("dvts", dvts)):
+        direct = fn(ScriptedPolicy(), KnownPRM(), problems, 4, seed=1,
+                    config=C.parse_config(grid(tmp_path)).search)
+        rows = cands[(cands.method == method) & (cands.n == 4) & (cands.seed == 1)]
+        assert [list(s) for s in rows.steps] == [c.steps for c in direct.candidates]
+        assert list(rows.correct) == [c.correct for c in direct.candidates]
+        r = runs[(runs.method == method) & (runs.n == 4) & (runs.seed == 1)]
+        assert list(r.policy_tokens) == [x.policy_tokens for x in direct.runs]
+        assert list(r.prm_tokens) == [x.prm_tokens for x in direct.runs]
+    assert (runs.num_candidates == runs.n).all()
+    assert runs.gold.tolist()[:7] == [p.answer for p in problems]
+    # CoT / majority never loaded or called a PRM for themselves; models loaded once per pair
+    assert calls["policy_loads"] == 1 and calls["prm_loads"] == 1
+
+
+def test_rerun_generates_nothing_and_changes_invalidate_only_what_they_touch(tmp_path, calls, tests_on_path):
+    C.collect(grid(tmp_path), progress=False)
+    first = C.load_results(tmp_path / "out")
+    for k in calls:
+        calls[k] = 0
+    C.collect(grid(tmp_path), progress=False)
+    assert calls == {"policy_generate": 0, "prm_score": 0, "policy_loads": 0, "prm_loads": 0}
+    second = C.load_results(tmp_path / "out")
+    frames_equal(first[0], second[0])
+    frames_equal(first[1], second[1])
+    # a sampling change reruns everything that samples (CoT is greedy but its key holds the
+    # sampling params too: simple and safe)
+    C.collect(grid(tmp_path, temperature=0.5), progress=False)
+    assert calls["policy_generate"] > 0
+    # editing one problem reruns only the units of its chunk
+    for k in calls:
+        calls[k] = 0
+    probs = make_problems(7)
+    probs[6] = probs[6].__class__(**{**probs[6].to_dict(), "answer": "999"})
+    write_jsonl(probs, tmp_path / "probs.jsonl")
+    before = {p.name for p in (tmp_path / "out" / "chunks").iterdir()}
+    C.collect(grid(tmp_path), progress=False)
+    new = {p.name for p in (tmp_path / "out" / "chunks").iterdir()} - before
+    units = 2 * (1 + 1 + 1 + 2 + 1)  # seeds x (cot, majority, bon, beam x2, dvts) for chunk 3 only
+    assert len(new) == 2 * units
+    cands, runs = C.load_results(tmp_path / "out")
+    assert set(runs.loc[runs.problem_id == "p6", "gold"]) == {"999"}
+
+
+def test_sharded_runs_merge_to_the_unsharded_tables(tmp_path, calls, tests_on_path):
+    whole = C.collect(grid(tmp_path), progress=False)
+    ref = C.load_results(whole["candidates"].parent)
+    shared = tmp_path / "shared"
+    assert C.collect(grid(tmp_path), shard="0/2", out=shared, progress=False) is None  # not all done yet
+    paths = C.collect(grid(tmp_path), shard="1/2", out=shared, progress=False)  # last shard merges
+    got = C.load_results(paths["candidates"].parent)
+    frames_equal(ref[0], got[0])
+    frames_equal(ref[1], got[1])
+    # shards on separate machines: separate dirs joined by merge (CLI entry point)
+    a, b = tmp_path / "a", tmp_path / "b"
+    for i, d in enumerate((a, b)):
+        C.collect(grid(tmp_path), shard=f"{i}/2", out=d, progress=False)
+    with pytest.raises(FileNotFoundError, match="not done"):
+        C.merge(a)
+    assert C.main(["merge", str(a), str(b)]) == 0
+    got = C.load_results(a)
+    frames_equal(ref[0], got[0])
+    frames_equal(ref[1], got[1])
+
+
+@pytest.mark.parametrize("over,message", [
+    ({"methods": ["best_of_n", "mcts"]}, "'methods'\\[1\\]: unknown method 'mcts'"),
+    ({"n": [4, -8]}, "'n'.*positive"),
+    ({"n": [4, 2.5]}, "'n'\\[1\\] must be an integer"),
+    ({"n": [4, 6]}, "'n'.*not divisible"),
+    ({"seeds": ["zero"]}, "'seeds'\\[0\\] must be an integer"),
+    ({"datasets": ["no-such-set"]}, "'datasets'\\[0\\]: unknown dataset"),
+    ({"chunk_size": 0}, "'chunk_size'"),
+    ({"prms": []}, "'prms' is empty"),
+    ({"colour": "blue"}, "unknown config field"),
+    ({"loader": "no_such_module:f"}, "'loader'"),
+    ({"beam_width": 0}, "beam_width"),
+])
+def test_config_errors_name_the_field_before_any_generation(tmp_path, calls, tests_on_path, over, message):
+    with pytest.raises(C.ConfigError, match=message):
+        C.collect(grid(tmp_path, **over), progress=False)
+    assert calls["policy_generate"] == calls["policy_loads"] == 0
+
+
+def test_unknown_model_shard_and_out_errors(tmp_path, calls, tests_on_path):
+    cfg = grid(tmp_path, loader=None, policies=["no-such-policy"])
+    with pytest.raises(C.ConfigError, match="'policies'\\[0\\]: unknown model 'no-such-policy'"):
+        C.collect(cfg, progress=False)
+    for bad in ("2/2", "a/b", "1", "-1/3"):
+        with pytest.raises(C.ConfigError, match="--shard"):
+            C.collect(grid(tmp_path), shard=bad, progress=False)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(C.ConfigError, match="'out': cannot create"):
+        C.collect(grid(tmp_path, out=str(blocker / "sub")), progress=False)
+    with pytest.raises(C.ConfigError, match="'out' is missing"):
+        C.collect({k: v for k, v in grid(tmp_path).items() if k != "out"}, progress=False)
+    assert C.main([str(tmp_path / "missing.yaml")]) == 2
+    assert calls["policy_generate"] == 0
+
+
+def _cli(config: Path, env: dict) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "tts_utils.collect", str(config)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_cli_killed_at_random_points_resumes_to_identical_tables(tmp_path, tests_on_path):
+    cfg = grid(tmp_path, policies=["scripted-slow"], methods=["best_of_n", "beam_search", "dvts"], seeds=[0])
+    ref = C.collect({**cfg, "out": str(tmp_path / "ref")}, progress=False)
+    ref_tables = C.load_results(ref["candidates"].parent)
+
+    config = tmp_path / "grid.yaml"
+    config.write_text(yaml.safe_dump({**cfg, "out": str(tmp_path / "killed")}))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS)])}
+    chunks = tmp_path / "killed" / "chunks"
+    manifest = tmp_path / "killed" / "manifest.json"
+    rng = random.Random(1234)
+    partial_states = 0
+    for _ in range(3):
+        stamp = manifest.stat().st_mtime_ns if manifest.exists() else None
+        proc = _cli(config, env)
+        # the manifest is written once models and data are checked, just before the first unit:
+        # wait for it (imports take seconds on a loaded machine), then kill at a random moment
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline and (
+                not manifest.exists() or manifest.stat().st_mtime_ns == stamp):
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 1.5))
+        if proc.poll() is not None:  # finished before the kill
+            break
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        done = len(list(chunks.glob("*.parquet"))) if chunks.exists() else 0
+        partial_states += 0 < done
+    proc = _cli(config, env)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "problem" in err  # tqdm progress line
+    assert partial_states >= 1, "no kill landed in the middle of the grid; the test proved nothing"
+    got = C.load_results(tmp_path / "killed")
+    frames_equal(ref_tables[0], got[0])
+    frames_equal(ref_tables[1], got[1])

@@ -1,0 +1,36 @@
+"""Diverse Verifier Tree Search (DVTS; Beeching et al., search-and-learn; paper section 4).
+
+N/M independent subtrees per problem. Each subtree is a beam search that samples M children of
+its beam per step and keeps the single best by the PRM score of the last step; subtrees never
+exchange beams. Budget rule (same as beam_search.py, applied per subtree with budget M): a
+child whose path ends becomes a candidate and the subtree's remaining budget shrinks by one,
+so the kept beam then samples only the remaining number of children; a subtree is done when it
+holds M complete candidates. So each problem ends with exactly N = (N/M) * M candidates.
+
+(search-and-learn's DVTS stops a subtree as soon as its *selected* child ends and returns the M
+children of that last expansion as the subtree's candidates, some of which can be unfinished
+partial solutions; we keep expanding instead so that every candidate is a complete path.)
+
+Subtree k's seeds depend on k but not on N, so a run at N is exactly the first N/M subtrees of
+a run at N_max: ``common.subsample(result, n, group_size=M)``.
+"""
+
+from __future__ import annotations
+
+from tts_utils.search.beam_search import _Group, _Path, grouped_beam_search, to_result
+from tts_utils.search.common import SearchConfig, SearchResult, Timer, check_budget, problems_by_id
+
+METHOD = "dvts"
+
+
+def dvts(policy, prm, problems, n: int, seed: int = 0, config: SearchConfig | None = None) -> SearchResult:
+    cfg = config or SearchConfig()
+    m = cfg.beam_width
+    check_budget(n, m, METHOD)
+    problems = list(problems)
+    problems_by_id(problems)
+    # Each subtree is a beam search of budget M and width M: it keeps ceil(M / M) = 1 beam.
+    groups = [_Group(p, k, m, m, [_Path([], [], ())]) for p in problems for k in range(n // m)]
+    with Timer() as t:
+        calls = grouped_beam_search(policy, prm, groups, cfg, seed, METHOD)
+    return to_result(groups, problems, METHOD, n, seed, t.seconds, calls)
