@@ -200,3 +200,30 @@ def test_cli_killed_at_random_points_resumes_to_identical_tables(tmp_path, tests
     got = C.load_results(tmp_path / "killed")
     frames_equal(ref_tables[0], got[0])
     frames_equal(ref_tables[1], got[1])
+
+
+def test_majority_and_best_of_n_share_one_sampling_pass(tmp_path):
+    """Within one collect call, BoN with every PRM reuses majority voting's samples."""
+    from tts_utils import collect as collect_mod
+
+    calls = []
+
+    class Recorder:
+        name, family = "rec", "tiny"
+
+        def generate(self, prompts, params, seeds):
+            calls.append(params.stop)
+            return [f"x{s}" for s in seeds]
+
+    memo = collect_mod._SampleMemo(Recorder())
+    from tts_utils.policy import SamplingParams
+
+    whole = SamplingParams(stop=None)
+    assert memo.generate(["a", "b"], whole, [1, 2]) == ["x1", "x2"]
+    assert memo.generate(["a", "b"], whole, [1, 2]) == ["x1", "x2"]
+    assert memo.generate(["a", "b"], whole, [1, 3]) == ["x1", "x3"]
+    step = SamplingParams()
+    memo.generate(["a"], step, [1])
+    memo.generate(["a"], step, [1])
+    assert calls == [None, None, ("\n\n",), ("\n\n",)]
+    assert memo.name == "rec"
