@@ -190,11 +190,20 @@ def pass1_by_problem(candidates: pd.DataFrame, method: str = "majority") -> pd.D
     return out
 
 
+def add_difficulty(pass1: pd.DataFrame, scheme: str = "absolute") -> pd.DataFrame:
+    """pass1 (from pass1_by_problem) with a ``difficulty`` column, binned per policy: the paper
+    bins each policy's problems by that policy's own pass@1."""
+    parts = [g.assign(difficulty=difficulty_bins(g["pass1"], scheme).astype(str))
+             for _, g in pass1.groupby(["dataset", "policy"], sort=False)]
+    out = pd.concat(parts).loc[pass1.index]
+    order = list(DIFFICULTY_ORDER) if scheme == "absolute" else sorted(out["difficulty"].unique())
+    out["difficulty"] = pd.Categorical(out["difficulty"], categories=order, ordered=True)
+    return out
+
+
 def with_difficulty(per_problem: pd.DataFrame, pass1: pd.DataFrame, scheme: str = "absolute") -> pd.DataFrame:
-    """Attach each problem's difficulty bin for its own policy (the paper bins per policy)."""
-    p = pass1.copy()
-    p["difficulty"] = p.groupby(["dataset", "policy"], group_keys=False)["pass1"].apply(
-        lambda s: difficulty_bins(s, scheme))
+    """Attach each problem's pass@1 and difficulty bin for its own policy."""
+    p = add_difficulty(pass1, scheme)
     return per_problem.merge(p[["dataset", "policy", "problem_id", "pass1", "difficulty"]],
                              on=["dataset", "policy", "problem_id"], how="left")
 
