@@ -25,7 +25,7 @@ test: lint
 	$(PY) -m pytest -q
 
 figures: $(STAMP)
-	$(PY) -m tts_utils.run_notebooks --profile $(PROFILE)
+	$(PY) -m tts_utils.run_notebooks --profile $(PROFILE) $(if $(filter cpu,$(PROFILE)),--readme)
 
 tinyworld: $(STAMP)
 	$(PY) -m tts_utils.tinyworld.build

@@ -62,3 +62,21 @@ def test_defaults_go_only_to_notebooks_that_declare_them(project):
     rn.run("p", only=["01"])
     assert out.read_text() == "42"
     assert (project / "runs" / "p" / "01_first.ipynb").exists()
+
+
+def test_readme_findings_table_comes_from_the_verdict_files(tmp_path):
+    import json
+
+    figs = tmp_path / "figures"
+    figs.mkdir()
+    (figs / "F9_x.verdict.json").write_text(json.dumps({
+        "finding": "F9", "title": "a claim", "figure": "F9_x", "verdict": "disagrees",
+        "parts": [{"claim": "part", "effect": -0.1, "lo": -0.2, "hi": -0.05, "verdict": "disagrees"}]}))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{rn.README_START}\nold table\n{rn.README_END}\nrest\n")
+    assert rn.update_readme(figs, readme)
+    text = readme.read_text()
+    assert "old table" not in text and "**disagrees**" in text and "-0.100 [-0.200, -0.050]" in text
+    assert text.startswith("intro\n") and text.endswith("rest\n")
+    readme.write_text("no markers")
+    assert not rn.update_readme(figs, readme)

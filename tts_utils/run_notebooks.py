@@ -19,6 +19,7 @@ go to ``runs/notebooks/<profile>/`` (outside git); notebooks write figures thems
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -107,17 +108,51 @@ def run(profile_name: str, only: list[str] | None = None, log_output: bool = Fal
     return outputs
 
 
+README_START, README_END = "<!-- findings:start -->", "<!-- findings:end -->"
+
+
+def findings_markdown(figures_dir: Path, relative_to: Path = REPO) -> str:
+    """The README's findings table, built from the verdict files the notebooks wrote."""
+    import json
+
+    lines = ["| finding | paper's claim | verdict (computed) | effects [95% CI] | figure |",
+             "| --- | --- | --- | --- | --- |"]
+    for path in sorted(Path(figures_dir).glob("*.verdict.json")):
+        v = json.loads(path.read_text())
+        effects = "<br>".join(f"{p['claim']}: {p['effect']:+.3f} [{p['lo']:+.3f}, {p['hi']:+.3f}] {p['verdict']}"
+                              for p in v["parts"])
+        rel = Path(os.path.relpath(figures_dir, relative_to))
+        lines.append(f"| {v['finding']} | {v['title']} | **{v['verdict']}** | {effects} | "
+                     f"[png]({rel / (v['figure'] + '.png')}) |")
+    return "\n".join(lines)
+
+
+def update_readme(figures_dir: Path, readme: Path = REPO / "README.md") -> bool:
+    """Replace the findings table between the README's markers; False if there are no markers."""
+    text = readme.read_text()
+    if README_START not in text or README_END not in text:
+        return False
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    readme.write_text(f"{head}{README_START}\n{findings_markdown(figures_dir, readme.parent)}\n{README_END}{tail}")
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", default="cpu", help="notebooks/params/<profile>.yaml (smoke, cpu, paper)")
     ap.add_argument("--only", nargs="*", help="notebook number(s) or name prefix(es), e.g. 00 03")
     ap.add_argument("--log-output", action="store_true", help="stream notebook output to the terminal")
+    ap.add_argument("--readme", action="store_true",
+                    help="afterwards, rewrite README.md's findings table from the verdicts in figures/")
     args = ap.parse_args(argv)
     try:
         run(args.profile, args.only, args.log_output)
     except ProfileError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if args.readme and update_readme(REPO / "figures"):
+        print("README.md findings table updated from figures/*.verdict.json")
     return 0
 
 

@@ -338,3 +338,16 @@ def verdict_markdown(summary: dict, title: str) -> str:
         lines.append(f"* {p['claim']}: effect {p['effect']:+.3f} [{p['lo']:+.3f}, {p['hi']:+.3f}] -> "
                      f"{p['verdict']}{extra}")
     return "\n".join(lines)
+
+
+def save_verdict(summary: dict, finding: str, title: str, figures_dir: str, figure: str) -> None:
+    """Write the verdict next to the figure (``<figure>.verdict.json``) so the README's findings
+    table is generated from the data (tts_utils.run_notebooks --readme), never typed by hand."""
+    from pathlib import Path
+
+    doc = {"finding": finding, "title": title, "figure": figure, "verdict": summary["verdict"],
+           "parts": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in p.items()}
+                     for p in summary["parts"]]}
+    path = Path(figures_dir) / f"{figure}.verdict.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=1) + "\n")
