@@ -50,6 +50,8 @@ def set_style() -> None:
         "legend.frameon": False,
         "svg.hashsalt": "tts-study",  # stable ids in SVG/PDF output
         "pdf.compression": 6,
+        "figure.constrained_layout.use": True,  # room for suptitles and panel titles
+        "figure.titlesize": "medium",
     })
 
 
@@ -92,7 +94,7 @@ def accuracy_vs_n(ax, table, hue: str = "method", title: str | None = None, perc
     ax.set_xscale("log", base=2)
     ns = sorted(table["n"].unique())
     ax.set_xticks(ns, [str(int(n)) for n in ns])
-    ax.set_xlabel("budget N (generations per problem)")
+    ax.set_xlabel("budget N")
     ax.set_ylabel("accuracy (%)" if percent else "accuracy")
     if title:
         ax.set_title(title)
