@@ -101,7 +101,7 @@ def prm_quality(prms: Sequence[str], report_path: str | None = None, paper_order
     """
     if report_path:
         report = json.loads(open(report_path).read())
-        f1 = {r["name"]: r["processbench"]["f1"] for r in report["prms"]}
+        f1 = {name: r["eval"]["processbench"]["f1"] for name, r in report["prms"].items() if r.get("eval")}
         missing = [p for p in prms if p not in f1]
         if missing:
             raise KeyError(f"{report_path} has no PRM quality for {missing}")
