@@ -1,0 +1,112 @@
+"""Rebuild the whole tiny world: test sets, policies, PRM data (samples, rollouts), PRMs, the
+measurements, data/tinyworld/models.json and data/tinyworld/report.json.
+
+    python -m tts_utils.tinyworld.build              # everything (also `make tinyworld`)
+    python -m tts_utils.tinyworld.build --from prm-train   # resume at a stage
+    python -m tts_utils.tinyworld.build --only report      # just the manifest and report
+
+Work runs in two single-threaded worker processes at a time (two cores). Every stage is
+deterministic (seeded data and init, one thread per process), so the same command gives the same
+weights. Stage wall times go to runs/tinyworld/timings.json and into the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+from tts_utils.tinyworld import task
+from tts_utils.tinyworld.common import DATA, ROOT, RUNS, log
+
+PY = sys.executable
+POLICY_LANES = [["tiny-policy-l", "tiny-policy-xs"], ["tiny-policy-s", "tiny-policy-m"]]
+PRM_LANES = [["tiny-prm-skywork", "tiny-prm-rlhflow-terse"],
+             ["tiny-prm-qwen", "tiny-prm-rlhflow-verbose", "tiny-prm-shepherd"]]
+STAGES = ["test-sets", "policies", "prm-sample", "prm-rollout", "prm-train", "evaluate", "report"]
+LOG = "build.log"
+
+
+def _lanes(cmds: list[list[str]]) -> None:
+    """Run one command list per lane, lanes in parallel, each lane's commands in sequence."""
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    procs = []
+    for i, lane in enumerate(cmds):
+        script = " && ".join(lane)
+        out = open(RUNS / f"lane{i}.log", "a")
+        procs.append(subprocess.Popen(["bash", "-c", script], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT))
+    codes = [p.wait() for p in procs]
+    if any(codes):
+        raise SystemExit(f"a worker failed (exit codes {codes}); see runs/tinyworld/lane*.log")
+
+
+def _m(module: str, *args: str) -> str:
+    return " ".join([PY, "-m", f"tts_utils.tinyworld.{module}", *args])
+
+
+def stage_test_sets() -> None:
+    m, h = task.make_test_sets()
+    for name, recs in (("tinymath500.jsonl", m), ("tinyhard30.jsonl", h)):
+        p = DATA / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text("".join(json.dumps(r) + "\n" for r in recs))
+        os.chmod(p, 0o644)
+
+
+def stage_policies() -> None:
+    _lanes([[_m("train_policy", "--only", *lane)] for lane in POLICY_LANES])
+
+
+def stage_prm_sample() -> None:
+    _lanes([[_m("train_prm", "sample", "--names", *lane)] for lane in POLICY_LANES])
+
+
+def stage_prm_rollout() -> None:
+    _lanes([[_m("train_prm", "rollout", "--part", str(i), "--parts", "2")] for i in range(2)])
+
+
+def stage_prm_train() -> None:
+    _lanes([[_m("train_prm", "train", "--names", *lane)] for lane in PRM_LANES])
+
+
+def stage_evaluate() -> None:
+    _lanes([[_m("evaluate", "--names", *POLICY_LANES[i]), _m("train_prm", "evaluate", "--names", *PRM_LANES[i])]
+            for i in range(2)])
+
+
+def stage_report() -> None:
+    from tts_utils.tinyworld.report import write_report
+
+    write_report()
+
+
+RUN = {"test-sets": stage_test_sets, "policies": stage_policies, "prm-sample": stage_prm_sample,
+       "prm-rollout": stage_prm_rollout, "prm-train": stage_prm_train, "evaluate": stage_evaluate,
+       "report": stage_report}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--from", dest="start", choices=STAGES, default=STAGES[0])
+    ap.add_argument("--only", choices=STAGES)
+    args = ap.parse_args(argv)
+    RUNS.mkdir(parents=True, exist_ok=True)
+    stages = [args.only] if args.only else STAGES[STAGES.index(args.start):]
+    tpath = RUNS / "timings.json"
+    timings = json.loads(tpath.read_text()) if tpath.exists() else {}
+    for st in stages:
+        t0 = time.time()
+        log(f"stage {st} ...", LOG)
+        if st == "report":
+            tpath.write_text(json.dumps(timings, indent=1))
+        RUN[st]()
+        timings[st] = round(time.time() - t0, 1)
+        tpath.write_text(json.dumps(timings, indent=1))
+        log(f"stage {st} done in {timings[st]:.0f}s", LOG)
+
+
+if __name__ == "__main__":
+    main()

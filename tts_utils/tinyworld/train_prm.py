@@ -1,0 +1,402 @@
+"""Train the tiny PRMs, one per input format, on policy samples labelled automatically.
+
+Stages (each writes runs/tinyworld/prm_data/*.jsonl, git-ignored, and can run on its own):
+
+* ``sample``   policy samples (temperature 0.7) on training problems -> steps + exact step labels
+               (the checker: a step is "+" while every step so far is right). Also held-out samples
+               on tinymath500 problems, for evaluating the PRMs.
+* ``rollout``  Math-Shepherd-style Monte-Carlo labels: from each step's prefix, k rollouts by a
+               policy; "+" if any reaches the right answer (hard estimation). The last step's label
+               is whether its answer is right.
+* ``train``    each PRM is initialised from a tiny policy's weights (real PRMs are fine-tuned LMs)
+               and trained with the inputs of its format's ``encode`` from tts_utils.prm, read at
+               the same positions inference reads.
+
+    python -m tts_utils.tinyworld.train_prm sample|rollout|train [--names ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+
+import torch
+from transformers import (
+    AutoTokenizer,
+    LlamaConfig,
+    LlamaForCausalLM,
+    MistralConfig,
+    MistralForCausalLM,
+    Qwen2Config,
+    Qwen2ForTokenClassification,
+)
+
+from tts_utils.prm import PRM_CLASSES
+from tts_utils.tinyworld import task
+from tts_utils.tinyworld.common import DATA, RUNS, generate, log, lr_at, n_params, save_model, setup
+from tts_utils.tinyworld.tokenizer import VOCAB_SIZE, build_tokenizer
+from tts_utils.tinyworld.train_policy import POLICIES, prompt
+from tts_utils.value_head import Qwen2ValueHeadConfig, Qwen2ValueHeadModel
+
+PRM_DATA = RUNS / "prm_data"
+LOG = "prms.log"
+SAMPLE_SEED = 4242
+N_SAMPLE_PROBLEMS = 2000      # training problems sampled once by every policy
+N_HELDOUT_PER_LEVEL = 40      # tinymath500 problems per level sampled once by every policy (PRM eval)
+ROLLOUT_POLICY = "tiny-policy-m"
+ROLLOUT_K = 4
+N_ROLLOUT_SAMPLES = 1200      # samples that get Monte-Carlo labels
+ROLLOUT_SOURCES = ("tiny-policy-s", "tiny-policy-m")  # whose samples get them
+MAX_STEPS = 12
+
+# name -> format, architecture, the policy it starts from, label source, training-solution style
+PRMS = {
+    "tiny-prm-shepherd": dict(fmt="math-shepherd", init="tiny-policy-s", labels="mc", style="mixed",
+                              steps=200, lr=1e-3),
+    "tiny-prm-rlhflow-terse": dict(fmt="rlhflow", init="tiny-policy-m", labels="mc", style="terse",
+                                   steps=200, lr=1e-3),
+    "tiny-prm-rlhflow-verbose": dict(fmt="rlhflow", init="tiny-policy-m", labels="mc", style="verbose",
+                                     steps=200, lr=1e-3),
+    "tiny-prm-skywork": dict(fmt="skywork", init="tiny-policy-l", labels="exact", style="mixed",
+                             steps=200, lr=1e-3),
+    "tiny-prm-qwen": dict(fmt="qwen-prm", init="tiny-policy-l", labels="exact", style="mixed",
+                          steps=200, lr=1e-3),
+}
+BATCH = 32
+
+
+# ------------------------------------------------------------------------------------- data
+
+def _write(path, recs):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+
+
+def _read(path):
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def load_policy(name):
+    d = DATA / name
+    return LlamaForCausalLM.from_pretrained(d).eval(), AutoTokenizer.from_pretrained(d)
+
+
+def sample_problems():
+    """Training problems for PRM data (a seed of their own; never a test problem) and held-out
+    tinymath500 problems (the PRM evaluation's)."""
+    train = task.train_problems(N_SAMPLE_PROBLEMS, seed=SAMPLE_SEED)
+    train = [{"problem": task.problem_text(t), "answer": str(task.value(t)), "level": lv} for lv, t in train]
+    m500 = [json.loads(x) for x in (DATA / "tinymath500.jsonl").read_text().splitlines()]
+    held = [r for lv in (1, 2, 3, 4, 5) for r in [x for x in m500 if x["level"] == lv][:N_HELDOUT_PER_LEVEL]]
+    return train, held
+
+
+def sample_policy(name: str, problems: list[dict], seed: int) -> list[dict]:
+    setup(seed)
+    model, tok = load_policy(name)
+    outs = generate(model, tok, [prompt(tok, r["problem"]) for r in problems], temperature=0.7,
+                    max_new_tokens=420, seed=seed, batch_size=256)  # levels 1-5: references are < 350 chars
+    recs = []
+    for r, text in zip(problems, outs, strict=True):
+        steps = task.split_steps(text)
+        if not steps or len(steps) > MAX_STEPS:
+            continue
+        recs.append({"problem": r["problem"], "answer": r["answer"], "level": r["level"], "policy": name,
+                     "steps": steps, "style": task.step_style(steps[0]),
+                     "exact": task.check_solution(r["problem"], steps),
+                     "correct": task.is_correct(text, r["answer"])})
+    return recs
+
+
+def stage_sample(names=None):
+    train, held = sample_problems()
+    for name in names or list(POLICIES):
+        i = list(POLICIES).index(name)  # the seed follows the policy, not the order of the call
+        t0 = time.time()
+        recs = sample_policy(name, train, SAMPLE_SEED + i)
+        _write(PRM_DATA / f"train_{name}.jsonl", recs)
+        hrecs = sample_policy(name, held, SAMPLE_SEED + 100 + i)
+        _write(PRM_DATA / f"heldout_{name}.jsonl", hrecs)
+        bad = sum(not all(r["exact"]) for r in recs)
+        log(f"sampled {name}: {len(recs)} train ({bad} with a wrong step), {len(hrecs)} held out, "
+            f"{time.time() - t0:.0f}s", LOG)
+
+
+def rollout_pool() -> list[dict]:
+    """The samples that get Monte-Carlo labels: a seeded subset of all policies' training samples."""
+    pool = []
+    for name in ROLLOUT_SOURCES:
+        pool += _read(PRM_DATA / f"train_{name}.jsonl")
+    random.Random(SAMPLE_SEED).shuffle(pool)
+    return pool[:N_ROLLOUT_SAMPLES]
+
+
+def stage_rollout(part: int = 0, parts: int = 1):
+    """Monte-Carlo labels for ``rollout_pool()[part::parts]`` (parts run in parallel processes)."""
+    setup(SAMPLE_SEED + part)
+    t0 = time.time()
+    pool = rollout_pool()[part::parts]
+    model, tok = load_policy(ROLLOUT_POLICY)
+    prompts, where = [], []
+    for i, r in enumerate(pool):
+        base = prompt(tok, r["problem"])
+        for j in range(len(r["steps"]) - 1):
+            for _ in range(ROLLOUT_K):
+                prompts.append(base + "".join(r["steps"][: j + 1]))
+                where.append((i, j))
+    outs = generate(model, tok, prompts, temperature=0.7, max_new_tokens=300, seed=SAMPLE_SEED + 7 + part,
+                    batch_size=256)
+    hits = {}
+    for (i, j), o in zip(where, outs, strict=True):
+        hits[(i, j)] = hits.get((i, j), False) or task.is_correct(o, pool[i]["answer"])
+    for i, r in enumerate(pool):
+        n = len(r["steps"])
+        r["mc"] = [hits[(i, j)] for j in range(n - 1)] + [task.is_correct("".join(r["steps"]), r["answer"])]
+    _write(PRM_DATA / f"rollout_{part}.jsonl", pool)
+    agree = sum(a == b for r in pool for a, b in zip(r["mc"], r["exact"], strict=True))
+    total = sum(len(r["steps"]) for r in pool)
+    log(f"rollouts part {part}: {len(pool)} samples, {len(prompts)} rollouts, MC labels agree with exact "
+        f"on {agree}/{total} steps, {time.time() - t0:.0f}s", LOG)
+
+
+def training_records(spec: dict, seed: int = 0) -> list[dict]:
+    if spec["labels"] == "mc":
+        recs = []
+        for p in sorted(PRM_DATA.glob("rollout_*.jsonl")):
+            recs += _read(p)
+        for r in recs:
+            r["labels"] = r["mc"]
+    else:
+        recs = []
+        for name in POLICIES:
+            recs += _read(PRM_DATA / f"train_{name}.jsonl")
+        for r in recs:
+            r["labels"] = r["exact"]
+    if spec["style"] != "mixed":
+        # the same samples (problems, mistakes, labels), every step rewritten in one style: two PRMs
+        # trained this way differ only in the style (length) of their training solutions
+        for r in recs:
+            r["steps"] = [task.restyle(st, spec["style"]) for st in r["steps"]]
+    return recs
+
+
+# ----------------------------------------------------------------------------------- models
+
+def _backbone_kwargs(p: dict) -> dict:
+    return dict(vocab_size=VOCAB_SIZE, hidden_size=p["hidden"], intermediate_size=p["inter"],
+                num_hidden_layers=p["layers"], num_attention_heads=p["heads"], num_key_value_heads=p["heads"],
+                max_position_embeddings=2048, rms_norm_eps=1e-5, rope_theta=10000.0)
+
+
+def build_prm_model(spec: dict, tok):
+    p = POLICIES[spec["init"]]
+    kw = _backbone_kwargs(p)
+    ids = dict(bos_token_id=tok.bos_token_id if tok.bos_token_id is not None else tok.pad_token_id,
+               eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    fmt = spec["fmt"]
+    if fmt == "math-shepherd":
+        model = MistralForCausalLM(MistralConfig(**kw, **ids, sliding_window=None, tie_word_embeddings=True))
+    elif fmt == "rlhflow":
+        model = LlamaForCausalLM(LlamaConfig(**kw, **ids, tie_word_embeddings=True))
+    elif fmt == "skywork":
+        model = Qwen2ValueHeadModel(Qwen2ValueHeadConfig(**kw, **ids, tie_word_embeddings=False))
+    elif fmt == "qwen-prm":
+        model = Qwen2ForTokenClassification(Qwen2Config(**kw, **ids, num_labels=2, tie_word_embeddings=False))
+    else:
+        raise ValueError(fmt)
+    # start from the policy's weights (same shapes; Qwen2's q/k/v biases stay at their zero init)
+    policy = LlamaForCausalLM.from_pretrained(DATA / spec["init"])
+    state = {k: v for k, v in policy.state_dict().items() if k.startswith("model.") or
+             (k == "lm_head.weight" and fmt in ("math-shepherd", "rlhflow"))}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    assert not unexpected, unexpected
+    return model
+
+
+def _read_out(model, fmt: str, prm, ids, att, rows, cols):
+    """Training outputs at the read positions: logits over (+, -) or over the two classes, or the
+    value-head logit."""
+    if fmt in ("math-shepherd", "rlhflow"):
+        hidden = model.base_model(input_ids=ids, attention_mask=att).last_hidden_state
+        logits = model.get_output_embeddings()(hidden[rows, cols])
+        return logits[:, [prm.bad_id, prm.good_id]]  # class 1 = "+"
+    out = model(input_ids=ids, attention_mask=att).logits
+    return out[rows, cols]
+
+
+def encode_record(prm, fmt: str, r: dict):
+    steps = [s for s in r["steps"]]
+    if fmt == "rlhflow":  # RLHFlow trains on the gold label as each assistant turn
+        return prm.encode(r["problem"], steps, labels=[bool(x) for x in r["labels"]])
+    return prm.encode(r["problem"], steps)
+
+
+def train_one(name: str, spec: dict | None = None, steps: int | None = None, save: bool = True):
+    spec = spec or PRMS[name]
+    setup(11)
+    t0 = time.time()
+    tok = build_tokenizer(spec["fmt"])
+    model = build_prm_model(spec, tok)
+    prm = PRM_CLASSES[spec["fmt"]](model, tok, name=name)
+    model.train()
+    recs = training_records(spec)
+    data = []
+    for r in recs:
+        ids, pos = encode_record(prm, spec["fmt"], r)
+        data.append((ids, pos, [int(x) for x in r["labels"]]))
+    pos_frac = sum(sum(d[2]) for d in data) / max(1, sum(len(d[2]) for d in data))
+    steps = steps if steps is not None else spec["steps"]
+    log(f"{name}: {n_params(model)} params, {len(data)} solutions ({pos_frac:.2f} of steps '+'), "
+        f"{steps} steps", LOG)
+    rng = random.Random(11)
+    from tts_utils.tinyworld.common import length_buckets
+    opt = torch.optim.AdamW(model.parameters(), lr=spec["lr"], betas=(0.9, 0.98), weight_decay=0.01)
+    batches, curve, tokens, run = [], [], 0, 0.0
+    for step in range(steps):
+        if not batches:
+            batches = length_buckets([len(d[0]) for d in data], BATCH, rng)
+        idx = batches.pop()
+        width = max(len(data[i][0]) for i in idx)
+        ids = torch.full((len(idx), width), tok.pad_token_id, dtype=torch.long)
+        att = torch.zeros((len(idx), width), dtype=torch.long)
+        rows, cols, ys = [], [], []
+        for b, i in enumerate(idx):
+            s, p, y = data[i]
+            ids[b, : len(s)] = torch.tensor(s)
+            att[b, : len(s)] = 1
+            rows += [b] * len(p)
+            cols += p
+            ys += y
+        rows_t, cols_t, y_t = torch.tensor(rows), torch.tensor(cols), torch.tensor(ys)
+        out = _read_out(model, spec["fmt"], prm, ids, att, rows_t, cols_t)
+        if spec["fmt"] == "skywork":
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(out.float(), y_t.float())
+        else:
+            loss = torch.nn.functional.cross_entropy(out.float(), y_t)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, steps, spec["lr"], warmup=30)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        tokens += int(att.sum())
+        run += float(loss.detach())
+        if (step + 1) % 25 == 0 or step + 1 == steps:
+            k = (step % 25) + 1
+            curve.append({"step": step + 1, "loss": round(run / k, 5), "tokens": tokens})
+            run = 0.0
+            if (step + 1) % 100 == 0 or step + 1 == steps:
+                log(f"{name} step {step + 1}/{steps} loss {curve[-1]['loss']:.4f} "
+                    f"{tokens / (time.time() - t0):.0f} tok/s", LOG)
+    model.eval()
+    init_tokens = None
+    if save:
+        save_model(model, tok, DATA / name)
+    info = {"name": name, "params": n_params(model), "train_tokens": tokens, "steps": steps, "curve": curve,
+            "n_solutions": len(data), "frac_plus": round(pos_frac, 4), "seconds": round(time.time() - t0, 1),
+            "init_tokens": init_tokens, **{k: spec[k] for k in ("fmt", "init", "labels", "style")}}
+    (RUNS / f"train_{name}.json").write_text(json.dumps(info))
+    return model, tok, info
+
+
+# ------------------------------------------------------------------------------- evaluation
+
+def heldout_records() -> list[dict]:
+    recs = []
+    for name in POLICIES:
+        recs += _read(PRM_DATA / f"heldout_{name}.jsonl")
+    return recs
+
+
+def processbench_f1(prm, recs: list[dict], threshold: float = 0.5) -> dict:
+    """ProcessBench's measure: predicted first error = first step scored below ``threshold``
+    (-1 if none); accuracy on erroneous and on correct solutions, and their harmonic mean."""
+    scores = prm.score([r["problem"] for r in recs], [r["steps"] for r in recs])
+    err_hits, err_n, ok_hits, ok_n, step_hits, step_n = 0, 0, 0, 0, 0, 0
+    for r, s in zip(recs, scores, strict=True):
+        truth = task.first_error(r["problem"], r["steps"])
+        if truth >= len(r["steps"]):  # no answer at all: the last step is where it goes wrong
+            truth = len(r["steps"]) - 1
+        pred = next((i for i, x in enumerate(s.rewards) if x < threshold), -1)
+        if truth == -1:
+            ok_n += 1
+            ok_hits += pred == -1
+        else:
+            err_n += 1
+            err_hits += pred == truth
+        step_n += len(r["exact"])
+        step_hits += sum((x >= threshold) == y for x, y in zip(s.rewards, r["exact"], strict=True))
+    acc_err = err_hits / max(1, err_n)
+    acc_ok = ok_hits / max(1, ok_n)
+    f1 = 0.0 if acc_err + acc_ok == 0 else 2 * acc_err * acc_ok / (acc_err + acc_ok)
+    return {"f1": round(f1, 4), "acc_erroneous": round(acc_err, 4), "acc_correct": round(acc_ok, 4),
+            "n_erroneous": err_n, "n_correct": ok_n, "step_accuracy": round(step_hits / max(1, step_n), 4)}
+
+
+def length_preference(prm, n_per_level: int = 20) -> dict:
+    """The same correct solutions written terse and verbose (same reduction order): how often the
+    PRM scores the verbose one higher (PRM-min and PRM-last), and the mean differences."""
+    m500 = [json.loads(x) for x in (DATA / "tinymath500.jsonl").read_text().splitlines()]
+    probs = [r for lv in (1, 2, 3, 4, 5) for r in [x for x in m500 if x["level"] == lv][-n_per_level:]]
+    trees = [task.expression_of(r["problem"]) for r in probs]
+    terse = prm.score([r["problem"] for r in probs], [task.solve(t, "terse") for t in trees])
+    verbose = prm.score([r["problem"] for r in probs], [task.solve(t, "verbose") for t in trees])
+    dmin = [min(v.rewards) - min(t.rewards) for t, v in zip(terse, verbose, strict=True)]
+    dlast = [v.rewards[-1] - t.rewards[-1] for t, v in zip(terse, verbose, strict=True)]
+    return {"n": len(probs),
+            "frac_verbose_higher_min": round(sum(d > 0 for d in dmin) / len(dmin), 4),
+            "frac_verbose_higher_last": round(sum(d > 0 for d in dlast) / len(dlast), 4),
+            "mean_diff_min": round(sum(dmin) / len(dmin), 4), "mean_diff_last": round(sum(dlast) / len(dlast), 4),
+            "mean_min_terse": round(sum(min(t.rewards) for t in terse) / len(terse), 4),
+            "mean_min_verbose": round(sum(min(v.rewards) for v in verbose) / len(verbose), 4)}
+
+
+def evaluate_prm(name: str) -> dict:
+    from tts_utils.prm import load_prm
+
+    setup(0)
+    t0 = time.time()
+    prm = load_prm(name, batch_size=32) if name in _registry_names() else \
+        load_prm(str(DATA / name), prm_format=PRMS[name]["fmt"], batch_size=32)
+    recs = heldout_records()
+    res = {"name": name, "processbench": processbench_f1(prm, recs),
+           "by_style": {st: processbench_f1(prm, [r for r in recs if r["style"] == st])
+                        for st in ("terse", "verbose")},
+           "length_preference": length_preference(prm)}
+    res["seconds"] = round(time.time() - t0, 1)
+    log(f"{name}: F1 {res['processbench']['f1']} (terse {res['by_style']['terse']['f1']}, verbose "
+        f"{res['by_style']['verbose']['f1']}), verbose-higher(min) "
+        f"{res['length_preference']['frac_verbose_higher_min']} ({res['seconds']:.0f}s)", LOG)
+    (RUNS / f"eval_{name}.json").write_text(json.dumps(res, indent=1))
+    return res
+
+
+def _registry_names():
+    from tts_utils.models import registry
+
+    return set(registry())
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("stage", choices=["sample", "rollout", "train", "evaluate"])
+    ap.add_argument("--names", nargs="*")
+    ap.add_argument("--part", type=int, default=0)
+    ap.add_argument("--parts", type=int, default=1)
+    args = ap.parse_args(argv)
+    if args.stage == "sample":
+        stage_sample(args.names)
+    elif args.stage == "rollout":
+        stage_rollout(args.part, args.parts)
+    elif args.stage == "train":
+        for n in args.names or list(PRMS):
+            train_one(n)
+    else:
+        for n in args.names or list(PRMS):
+            evaluate_prm(n)
+
+
+if __name__ == "__main__":
+    main()
