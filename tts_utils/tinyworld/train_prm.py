@@ -247,6 +247,7 @@ def train_one(name: str, spec: dict | None = None, steps: int | None = None, sav
         ids, pos = encode_record(prm, spec["fmt"], r)
         data.append((ids, pos, [int(x) for x in r["labels"]]))
     pos_frac = sum(sum(d[2]) for d in data) / max(1, sum(len(d[2]) for d in data))
+    class_w = torch.tensor([0.5 / max(1 - pos_frac, 1e-3), 0.5 / max(pos_frac, 1e-3)])
     steps = steps if steps is not None else spec["steps"]
     log(f"{name}: {n_params(model)} params, {len(data)} solutions ({pos_frac:.2f} of steps '+'), "
         f"{steps} steps", LOG)
@@ -271,10 +272,13 @@ def train_one(name: str, spec: dict | None = None, steps: int | None = None, sav
             ys += y
         rows_t, cols_t, y_t = torch.tensor(rows), torch.tensor(cols), torch.tensor(ys)
         out = _read_out(model, spec["fmt"], prm, ids, att, rows_t, cols_t)
+        # Class-balanced loss: most steps of these weak policies are wrong (pos_frac is about
+        # 0.05-0.10), and an unweighted loss lets a PRM score every step "wrong" and stop there.
         if spec["fmt"] == "skywork":
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(out.float(), y_t.float())
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(out.float(), y_t.float(),
+                                                                        pos_weight=class_w[1] / class_w[0])
         else:
-            loss = torch.nn.functional.cross_entropy(out.float(), y_t)
+            loss = torch.nn.functional.cross_entropy(out.float(), y_t, weight=class_w)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, steps, spec["lr"], warmup=30)
         opt.zero_grad(set_to_none=True)
