@@ -104,6 +104,23 @@ def test_seed_fixes_a_sample_whatever_the_batch(tok, prompts):
     assert pol.generate([b], params, seeds=[22]) == [ref[1]]
 
 
+def test_repeated_prompts_are_prefilled_once_and_sample_as_alone(tok, prompts):
+    pol = policy(tok, bias={"\n": 2.0, EOT: 1.0})
+    params = SamplingParams(temperature=0.8, max_tokens=30)
+    a, b, c = prompts
+    batch = [a, b, a, a, c, b, a]
+    seeds = [1, 2, 3, 4, 5, 6, 1]
+    calls = []
+    forward = pol.model.forward
+    pol.model.forward = lambda *args, **kw: calls.append(kw["input_ids"].shape) or forward(*args, **kw)
+    got = pol.generate(batch, params, seeds)
+    pol.model.forward = forward
+    assert calls[0][0] == 3  # one prefill row per distinct prompt
+    assert got[0] == got[6] and len({g.text for g in got[:4]}) > 1  # same seed same text; others differ
+    pol.batch_size = 1
+    assert got == [pol.generate([p], params, [sd])[0] for p, sd in zip(batch, seeds, strict=True)]
+
+
 def test_different_seeds_differ(tok, prompts):
     pol = policy(tok, scale=0.3, bias={EOT: -100})
     gens = pol.generate(prompts[:1] * 8, SamplingParams(temperature=1.0, max_tokens=20, stop=None), seeds=list(range(8)))

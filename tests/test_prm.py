@@ -33,6 +33,7 @@ from tts_utils.prm import (
     RLHFlowPRM,
     SkyworkPRM,
     StepScores,
+    TransformersPRM,
     load_prm,
 )
 from tts_utils.value_head import Qwen2ValueHeadConfig, Qwen2ValueHeadModel, load_value_head_model
@@ -250,6 +251,64 @@ def test_scores_do_not_depend_on_padding_or_batch(world):
         assert batch[3].rewards == pytest.approx(alone.rewards[:2], abs=1e-5)  # prefix: causal
         assert [len(s.rewards) for s in batch] == [len(LONG), 3, 1, 2]
     prm.batch_size = 8
+
+
+def test_identical_inputs_run_once_and_score_the_same(world):
+    _, prm, _, _ = world
+    prm.share_prefixes = False  # count whole inputs only (prefix sharing is tested below)
+    before = prm.tokens_processed
+    got = prm.score([QUESTION, "Q: 1+1?", QUESTION, QUESTION], [STEPS, SHORT, list(STEPS), STEPS[:2]])
+    ran = prm.tokens_processed - before
+    prm.share_prefixes = True
+    n = len(prm.encode(QUESTION, STEPS)[0])
+    assert got[0] == got[2] and got[2].num_tokens == n  # the copy still counts its own tokens
+    assert ran == sum(s.num_tokens for s in got) - n     # ... but runs once
+    assert got[0].rewards == pytest.approx(prm.score([QUESTION], [STEPS])[0].rewards, abs=1e-6)
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 8])
+def test_siblings_share_their_prefix_and_score_as_alone(world, batch_size):
+    """A search's children (same question and steps, different last step) run their common input
+    prefix once; every reward equals a full forward of that solution alone (1e-5)."""
+    _, prm, _, _ = world
+    last = ["So the answer is $\\boxed{20}$.", "Then 20 + 0 = 20.\n\n", "Hmm.", "So it is 21, \\boxed{21}."]
+    family = [STEPS[:2] + [x] for x in last]
+    qs = [QUESTION] * 4 + ["Q: 1+1?", QUESTION]
+    sols = family + [SHORT, STEPS[:1]]
+    prm.batch_size = batch_size
+    try:
+        prm.share_prefixes = False
+        before = prm.tokens_processed
+        full = prm.score(qs, sols)
+        ran_full = prm.tokens_processed - before
+        prm.share_prefixes = True
+        before = prm.tokens_processed
+        shared = prm.score(qs, sols)
+        ran_shared = prm.tokens_processed - before
+    finally:
+        prm.batch_size, prm.share_prefixes = 8, TransformersPRM.share_prefixes
+    for a, b in zip(shared, full, strict=True):
+        assert a.num_tokens == b.num_tokens  # the FLOPs count is unchanged
+        assert a.rewards == pytest.approx(b.rewards, abs=1e-5)
+    ids = [prm.encode(QUESTION, s)[0] for s in family]
+    common = next(k for k in range(len(ids[0])) if len({tuple(x[:k + 1]) for x in ids}) > 1)
+    assert common >= prm.min_shared_prefix
+    assert ran_full - ran_shared == 3 * common  # the prefix ran once instead of four times
+
+
+@pytest.mark.parametrize("case", ["unknown head", "short sliding window"])
+def test_siblings_run_whole_where_sharing_is_not_known_to_be_exact(case):
+    if case == "unknown head":  # e.g. the real remote-code Qwen2ForProcessRewardModel
+        prm, _, _ = build("qwen-prm")
+        prm._head = lambda hidden: (_ for _ in ()).throw(NotImplementedError)
+    else:  # a window shorter than the inputs: the cache would not keep the whole prefix
+        prm, _, _ = build("math-shepherd", sliding_window=16)
+    family = [STEPS[:2] + [x] for x in ("Hmm.", "So \\boxed{20}.")]
+    before = prm.tokens_processed
+    got = prm.score([QUESTION] * 2, family)
+    assert prm.tokens_processed - before == sum(g.num_tokens for g in got)  # nothing shared
+    prm.share_prefixes = False
+    assert [g.rewards for g in got] == [g.rewards for g in prm.score([QUESTION] * 2, family)]
 
 
 def test_zero_steps_give_empty_rewards_and_others_are_untouched(world):

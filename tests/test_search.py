@@ -295,21 +295,6 @@ def test_bad_subsample_budgets():
         derive(big, 16)
 
 
-def test_bench_script_compares_the_three_searches(tmp_path, tests_on_path, capsys):
-    from conftest import write_jsonl
-
-    from tts_utils import bench_search
-
-    ds = write_jsonl(make_problems(4), tmp_path / "p.jsonl")
-    assert bench_search.main(["--policy", "scripted", "--prm", "known", "--dataset", str(ds), "--n", "8",
-                              "--loader", "conftest:load_model"]) == 0
-    out = capsys.readouterr().out
-    assert [line.split()[0] for line in out.splitlines()[3:]] == ["best_of_n", "beam_search", "dvts"]
-    rows = bench_search.bench(ScriptedPolicy(), KnownPRM(), make_problems(4), 8)
-    assert rows[0]["rel_s_per_token"] == 1.0
-    assert rows[1]["policy_calls"] > 1 == rows[0]["policy_calls"]
-
-
 # ------------------------------------------------------------------- real interfaces, tiny models
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ Common contract of ``generate`` (tests/test_policy*.py check it for each backend
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import random
@@ -181,8 +182,9 @@ class TransformersPolicy(Policy):
 
     Why not ``model.generate``: it cannot seed each row separately, and its ``stop_strings`` fails
     with tiny vocabularies (DESIGN section 11). The loop left-pads each chunk of ``batch_size``
-    prompts (sorted by length, which is safe because rows do not interact), and drops finished rows
-    from the cache once a quarter of the live rows are done, so that stragglers run alone.
+    prompts (sorted by length, which is safe because rows do not interact), prefills identical prompts
+    once, keeps the KV cache in preallocated buffers (no per-step concatenation), and drops finished
+    rows from the cache once a quarter of the live rows are done, so that stragglers run alone.
     """
 
     def __init__(self, model, tokenizer, family: str, name: str | None = None, batch_size: int = 64):
@@ -228,7 +230,8 @@ class TransformersPolicy(Policy):
             if self.max_len is not None and len(x) >= self.max_len:
                 raise ValueError(f"prompt {i} has {len(x)} tokens; {self.name} allows at most {self.max_len} "
                                  f"(prompt and generated tokens together)")
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        # By length (less padding), identical prompts together (prefilled once, see _generate_batch).
+        order = sorted(range(len(ids)), key=lambda i: (len(ids[i]), ids[i]))
         out: list[Generation | None] = [None] * len(ids)
         for start in range(0, len(order), self.batch_size):
             chunk = order[start:start + self.batch_size]
@@ -254,50 +257,91 @@ class TransformersPolicy(Policy):
     @torch.inference_mode()
     def _generate_batch(self, ids: list[list[int]], seeds: list[int], params: SamplingParams) -> list[Generation]:
         n, width = len(ids), max(len(x) for x in ids)
-        input_ids = torch.full((n, width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((n, width), dtype=torch.long)
-        for r, x in enumerate(ids):  # left padding: every row's last prompt token is in the last column
-            input_ids[r, width - len(x):] = torch.tensor(x)
-            mask[r, width - len(x):] = 1
-        input_ids, mask = input_ids.to(self.device), mask.to(self.device)
-        # Positions count real tokens only, so a padded row sees the same positions as alone.
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
         budget = [params.max_tokens if self.max_len is None else min(params.max_tokens, self.max_len - len(x))
                   for x in ids]
+        steps_max = max(budget)
+        # One attention-mask buffer for the whole decode (prompt + every generated column); the model
+        # gets a view of its first columns, so nothing is concatenated per step.
+        cap = width + steps_max
+        input_ids = torch.full((n, width), self.pad_id, dtype=torch.long)
+        mask_buf = torch.zeros((n, cap), dtype=torch.long)
+        for r, x in enumerate(ids):  # left padding: every row's last prompt token is in the last column
+            input_ids[r, width - len(x):] = torch.tensor(x)
+            mask_buf[r, width - len(x):] = 1
+        mask_buf[:, width:] = 1
+        input_ids, mask_buf = input_ids.to(self.device), mask_buf.to(self.device)
+        mask = mask_buf[:, :width]
+        # Positions count real tokens only, so a padded row sees the same positions as alone.
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        padded = bool((mask == 0).any())
         stops = tuple(params.stop or ())
         trigger = self._trigger_mask(stops).to(self.device) if stops else None
+        eos = torch.tensor(sorted(self.eos_ids), dtype=torch.long, device=self.device)
         keys = seed_keys(seeds)
+        budget_t = torch.tensor(budget, device=self.device)
 
-        from transformers import DynamicCache
-
-        cache = DynamicCache(config=self.model.config)
-        logits = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                            logits_to_keep=1, **{self._cache_kw: cache}).logits[:, -1]
+        # The KV buffers start with room for 64 new tokens and double when full (most rows stop early).
+        cache = _growing_cache(self.model.config, width + min(steps_max, 64))
+        # With SDPA, decode steps get the [batch, 1, 1, length] boolean mask as a view of the buffer
+        # (transformers passes a 4D mask through as is) instead of rebuilding it every step.
+        mask4d = padded and getattr(self.model.config, "_attn_implementation", None) == "sdpa"
+        if mask4d:
+            mask_bool = mask_buf.bool()
+        # Identical prompts (Best-of-N's samples, a beam's children) are prefilled once; their rows
+        # then start from copies of its KV cache and logits.
+        first: dict[tuple[int, ...], int] = {}
+        src = [first.setdefault(tuple(x), r) for r, x in enumerate(ids)]
+        unique = sorted(first.values())
+        pre = slice(None) if len(unique) == n else torch.tensor(unique, device=self.device)
+        logits = self.model(input_ids=input_ids[pre], attention_mask=mask[pre] if padded else None,
+                            position_ids=positions[pre], use_cache=True, logits_to_keep=1,
+                            **{self._cache_kw: cache}).logits[:, -1]
+        if len(unique) < n:
+            slot = {r: k for k, r in enumerate(unique)}
+            expand = torch.tensor([slot[r] for r in src], device=self.device)
+            cache.batch_select_indices(expand)
+            logits = logits[expand]
         next_pos = positions[:, -1] + 1
-        rows = list(range(n))            # original row of each live batch row
-        gen: list[list[int]] = [[] for _ in range(n)]
+        rows = torch.arange(n, device=self.device)   # original row of each live batch row
+        live = list(range(n))
+        out = torch.zeros((n, steps_max), dtype=torch.long, device=self.device)
         result: list[Generation | None] = [None] * n
-        for step in range(max(budget)):
+        n_done_in_batch = 0
+        for step in range(steps_max):
+            logits = logits.float()
             logits[:, self.n_decodable:] = float("-inf")
-            tok = sample_tokens(logits, keys[rows], step, params.temperature, params.top_p)
-            tok_list = tok.tolist()
-            hits = trigger[tok].tolist() if trigger is not None else [False] * len(rows)
-            for j, r in enumerate(rows):
-                if result[r] is not None:   # finished, still in the batch until the next pruning
-                    continue
-                gen[r].append(tok_list[j])
-                result[r] = self._finish(gen[r], stops, hits[j], budget[r])
-            alive = [j for j, r in enumerate(rows) if result[r] is None]
-            if not alive:
-                break
-            if len(alive) <= 0.75 * len(rows):
-                keep = torch.tensor(alive, device=self.device)
-                cache.batch_select_indices(keep)
-                mask, next_pos, tok = mask[keep], next_pos[keep], tok[keep]
-                rows = [rows[j] for j in alive]
-            mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
-            logits = self.model(input_ids=tok.unsqueeze(1), attention_mask=mask, position_ids=next_pos.unsqueeze(1),
-                                use_cache=True, **{self._cache_kw: cache}).logits[:, -1]
+            tok = sample_tokens(logits, keys[live], step, params.temperature, params.top_p)
+            out[rows, step] = tok
+            # Only rows whose token may end them go through Python: EOS, a token that can complete
+            # a stop string, or the row's token budget.
+            hits = trigger[tok] if trigger is not None else torch.zeros_like(tok, dtype=torch.bool)
+            check = hits | torch.isin(tok, eos) | (budget_t[rows] <= step + 1)
+            for j in check.nonzero().flatten().tolist():
+                r = live[j]
+                if result[r] is None:
+                    result[r] = self._finish(out[r, :step + 1].tolist(), stops, bool(hits[j]), budget[r])
+                    n_done_in_batch += result[r] is not None
+            if n_done_in_batch:
+                alive = [j for j, r in enumerate(live) if result[r] is None]
+                if not alive:
+                    break
+                if n_done_in_batch >= 0.25 * len(live):
+                    keep = torch.tensor(alive, device=self.device)
+                    cache.batch_select_indices(keep)
+                    mask_buf, next_pos, tok, rows = mask_buf[keep], next_pos[keep], tok[keep], rows[keep]
+                    if mask4d:
+                        mask_bool = mask_bool[keep]
+                    live = [live[j] for j in alive]
+                    n_done_in_batch = 0
+            if not padded:
+                mask = None
+            elif mask4d:
+                mask = mask_bool[:, None, None, :width + step + 1]
+            else:
+                mask = mask_buf[:, :width + step + 1]
+            logits = self.model(input_ids=tok.unsqueeze(1), attention_mask=mask,
+                                position_ids=next_pos.unsqueeze(1), use_cache=True,
+                                **{self._cache_kw: cache}).logits[:, -1]
             next_pos = next_pos + 1
         return result
 
@@ -313,6 +357,80 @@ class TransformersPolicy(Policy):
         if len(gen) >= budget:
             return Generation(self._decode(gen), len(gen), "length")
         return None
+
+
+def _growing_cache(config, capacity: int):
+    """A ``DynamicCache`` whose plain full-attention layers write into preallocated buffers.
+
+    ``DynamicLayer`` concatenates every new token onto its keys and values: a copy of the whole
+    cache per step and layer, which dominated the decode step of the tiny policies. A BufferLayer
+    writes in place and hands attention a view of the filled part; other layer kinds (sliding
+    window, ...) are left as transformers builds them.
+    """
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    cache = DynamicCache(config=config)
+    if cache.layers:
+        cache.layers = [_buffer_layer_class()(capacity) if type(layer) is DynamicLayer else layer for layer in cache.layers]
+    return cache
+
+
+@functools.cache
+def _buffer_layer_class():
+    """The BufferLayer class, defined on first use (this module imports transformers lazily)."""
+    from transformers.cache_utils import DynamicLayer
+
+    class BufferLayer(DynamicLayer):
+        """A full-attention cache layer over preallocated [batch, heads, capacity, dim] buffers."""
+
+        def __init__(self, capacity: int):
+            super().__init__()
+            self.capacity = capacity
+            self.length = 0
+
+        def lazy_initialization(self, key_states, value_states):
+            self.device = key_states.device
+            b, h, _, d = key_states.shape
+            self._k = key_states.new_empty((b, h, self.capacity, d))
+            self._v = value_states.new_empty((b, h, self.capacity, value_states.shape[-1]))
+            self.is_initialized = True
+
+        def _resize(self, rows, capacity: int) -> None:
+            """Keep batch rows ``rows`` (all: None) in new buffers of ``capacity`` columns."""
+            k, v = (x if rows is None else x[rows] for x in (self._k, self._v))
+            self._k = k.new_empty((k.shape[0], k.shape[1], capacity, k.shape[3]))
+            self._v = v.new_empty((v.shape[0], v.shape[1], capacity, v.shape[3]))
+            self._k[:, :, :self.length] = k[:, :, :self.length]
+            self._v[:, :, :self.length] = v[:, :, :self.length]
+
+        def update(self, key_states, value_states, *args, **kwargs):
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+            end = self.length + key_states.shape[-2]
+            if end > self._k.shape[-2]:  # past the planned capacity: grow (amortized by doubling)
+                self._resize(None, max(end, 2 * self._k.shape[-2]))
+            self._k[:, :, self.length:end] = key_states
+            self._v[:, :, self.length:end] = value_states
+            self.length = end
+            self.keys, self.values = self._k[:, :, :end], self._v[:, :, :end]
+            return self.keys, self.values
+
+        def get_seq_length(self) -> int:
+            return self.length
+
+        def batch_select_indices(self, indices):
+            if self.is_initialized:  # copies the filled part only
+                self._resize(indices, self._k.shape[-2])
+                self.keys, self.values = self._k[:, :, :self.length], self._v[:, :, :self.length]
+
+        def reorder_cache(self, beam_idx) -> None:
+            self.batch_select_indices(beam_idx)
+
+        def crop(self, tokens_to_remove: int) -> None:
+            raise NotImplementedError("the decode loop never crops its cache")
+
+    return BufferLayer
 
 
 def _eos_ids(model, tokenizer) -> set[int]:

@@ -109,7 +109,8 @@ def grouped_beam_search(policy, prm, groups: list[_Group], cfg: SearchConfig, se
             g.policy_tokens += gen.num_tokens
             children.append((g, path))
         # 2. scoring: one PRM call for every new path (the whole path is re-scored, as the
-        #    PRMs read all steps in one pass; every token of it is counted)
+        #    PRMs read all steps in one pass; every token of it is counted, as the FLOPs model
+        #    does; a TransformersPRM runs the prefix the M children of a beam share only once)
         scores = prm.score([g.problem.problem for g, _ in children], [p.steps for _, p in children])
         prm_calls += 1
         if len(scores) != len(children):

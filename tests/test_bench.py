@@ -1,0 +1,133 @@
+"""`make bench` (tts_utils.bench) end to end on tiny random models: every section runs and reports.
+
+A smoke test of the script's plumbing, never a timed assertion: the figures it prints are measured,
+not checked here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from conftest import KnownPRM, ScriptedPolicy, make_problems, write_jsonl
+
+from tts_utils import bench
+from tts_utils.policy import TransformersPolicy
+from tts_utils.prm import MathShepherdPRM, SkyworkPRM
+from tts_utils.tinyworld.tokenizer import VOCAB_SIZE, build_tokenizer
+
+
+def _backbone(**kw):
+    return dict(vocab_size=VOCAB_SIZE, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=1024, **kw)
+
+
+def random_models(kind: str, name: str):
+    """Tiny random models in the tiny world's shapes (its tokenizers, its PRM formats)."""
+    from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM
+
+    from tts_utils.value_head import Qwen2ValueHeadConfig, Qwen2ValueHeadModel
+
+    torch.manual_seed(0)
+    if kind == "policy" and name == "rand-policy":
+        tok = build_tokenizer("tiny")
+        model = LlamaForCausalLM(LlamaConfig(**_backbone(), pad_token_id=tok.pad_token_id,
+                                             eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id))
+        return TransformersPolicy(model.eval(), tok, "tiny", name=name)
+    if kind == "prm" and name == "rand-shepherd":
+        tok = build_tokenizer("math-shepherd")
+        return MathShepherdPRM(MistralForCausalLM(MistralConfig(**_backbone(), pad_token_id=tok.pad_token_id)),
+                               tok, name=name)
+    if kind == "prm" and name == "rand-skywork":
+        tok = build_tokenizer("skywork")
+        return SkyworkPRM(Qwen2ValueHeadModel(Qwen2ValueHeadConfig(**_backbone(), pad_token_id=tok.pad_token_id)),
+                          tok, name=name)
+    raise KeyError(f"{kind} {name}")
+
+
+def test_every_section_runs_on_tiny_random_models(tmp_path, capsys):
+    argv = ["--policies", "rand-policy", "--prms", "rand-shepherd", "rand-skywork", "--search-policy", "rand-policy",
+            "--search-prm", "rand-skywork", "--batches", "1", "4", "--repeats", "1", "--matmul-size", "64",
+            "--policy-max-tokens", "12", "--prm-solutions", "6", "--search-problems", "3", "--n", "4", "8",
+            "--max-step-tokens", "6", "--max-solution-tokens", "16", "--max-depth", "3", "--bf16", "--out", str(tmp_path)]
+    assert bench.main(argv, loader=random_models) == 0
+    out = capsys.readouterr().out
+    report = json.loads((tmp_path / "bench.json").read_text())
+    assert (tmp_path / "bench.md").read_text().strip() in out
+    assert report["ceiling"]["flops"] > 0
+    assert [(r["policy"], r["batch"]) for r in report["policy"]] == [("rand-policy", 1), ("rand-policy", 4)]
+    for r in report["policy"]:
+        assert r["tokens"] > 0 and r["share"] > 0 and r["sequences"] == 16  # max(batch, 16)
+    assert [(r["policy"], r["batch"]) for r in report["policy_bf16"]] == [("rand-policy", 4)]
+    assert [r["prm"] for r in report["prm"]] == ["rand-shepherd", "rand-skywork"]
+    assert all(r["tokens"] > 0 and r["solutions"] == 6 for r in report["prm"])
+    rows = report["search"]
+    assert [(r["n"], r["method"]) for r in rows] == [(n, m) for n in (4, 8) for m in bench.SEARCH_METHODS]
+    for r in rows:
+        assert r["policy_tokens"] > 0 and r["prm_tokens"] > 0 and r["policy_s"] <= r["wall_s"] + 1e-6
+    assert [r["rel_s_per_token"] for r in rows if r["method"] == "best_of_n"] == [1.0, 1.0]
+    for line in ("Ceiling", "| rand-policy |", "| rand-skywork |", "| 8 | dvts |"):
+        assert line in out
+
+
+def test_search_section_with_scripted_doubles():
+    problems = make_problems(4)
+    rows = bench.bench_search(ScriptedPolicy(), KnownPRM(), problems, budgets=(8,), repeats=2)
+    assert [r["method"] for r in rows] == list(bench.SEARCH_METHODS)
+    assert rows[0]["rel_s_per_token"] == 1.0
+    assert rows[0]["policy_calls"] == 1 < rows[1]["policy_calls"]
+    assert all(r["prm_per_token"] > 0 for r in rows)
+
+
+def test_loader_by_name_and_dataset_path(tmp_path, tests_on_path, capsys):
+    ds = write_jsonl(make_problems(4), tmp_path / "p.jsonl")
+    assert bench.main(["--sections", "search", "--search-policy", "scripted", "--search-prm", "known",
+                       "--dataset", str(ds), "--n", "8", "--repeats", "1", "--loader", "conftest:load_model",
+                       "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "| 8 | beam_search |" in out and "Ceiling" not in out
+
+
+def test_missing_models_fail_clearly(tmp_path, monkeypatch, capsys):
+    import tts_utils.models as models
+
+    monkeypatch.setattr(models, "TINY_MANIFEST", tmp_path / "nope.json")
+    monkeypatch.setattr(models, "_tiny_models", lambda: {})
+    assert bench.main(["--sections", "policy", "--policies", "tiny-policy-xs", "--matmul-size", "32",
+                       "--out", str(tmp_path)]) == 2
+    assert "make tinyworld" in capsys.readouterr().err
+
+
+def test_figures_row_reports_a_failure_instead_of_raising(monkeypatch):
+    import subprocess
+
+    class Done:
+        returncode, stdout, stderr = 1, "", "notebook 03 failed"
+
+    seen = []
+    monkeypatch.setattr(subprocess, "run", lambda cmd, cwd, **k: seen.append(Path(cwd)) or Done())
+    rows = bench.bench_figures("smoke")
+    assert [(r["mode"], r["ok"], r["error"]) for r in rows] == [("cold", False, "notebook 03 failed")]
+    assert seen[0] != bench.REPO and (seen[0] / "tts_utils").is_dir() is False  # a copy, removed afterwards
+    assert "FAILED" in bench.to_markdown({"machine": bench.machine(), "figures": rows})
+
+
+def test_figures_row_reports_a_timeout(monkeypatch):
+    import subprocess
+
+    def slow(cmd, cwd, timeout=None, **k):
+        raise subprocess.TimeoutExpired(cmd, timeout)
+
+    monkeypatch.setattr(subprocess, "run", slow)
+    [row] = bench.bench_figures("smoke", timeout_s=5)
+    assert row["mode"] == "cold" and not row["ok"] and "5 s timeout" in row["error"]
+
+
+def test_readme_table_goes_between_the_markers(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n{bench.README_START}\nold\n{bench.README_END}\n\nrest\n")
+    assert bench.update_readme("| new |", readme)
+    assert readme.read_text() == f"# x\n\n{bench.README_START}\n| new |\n{bench.README_END}\n\nrest\n"
+    readme.write_text("no markers")
+    assert not bench.update_readme("| new |", readme)
