@@ -71,12 +71,13 @@ def test_readme_findings_table_comes_from_the_verdict_files(tmp_path):
     figs.mkdir()
     (figs / "F9_x.verdict.json").write_text(json.dumps({
         "finding": "F9", "title": "a claim", "figure": "F9_x", "verdict": "disagrees",
-        "parts": [{"claim": "part", "effect": -0.1, "lo": -0.2, "hi": -0.05, "verdict": "disagrees"}]}))
+        "parts": [{"claim": "a | b", "effect": -0.1, "lo": -0.2, "hi": -0.05, "verdict": "disagrees"}]}))
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{rn.README_START}\nold table\n{rn.README_END}\nrest\n")
     assert rn.update_readme(figs, readme)
     text = readme.read_text()
     assert "old table" not in text and "**disagrees**" in text and "-0.100 [-0.200, -0.050]" in text
+    assert "a \\| b" in text  # a pipe inside a cell is escaped
     assert text.startswith("intro\n") and text.endswith("rest\n")
     readme.write_text("no markers")
     assert not rn.update_readme(figs, readme)

@@ -120,7 +120,7 @@ def findings_markdown(figures_dir: Path, relative_to: Path = REPO) -> str:
     for path in sorted(Path(figures_dir).glob("*.verdict.json")):
         v = json.loads(path.read_text())
         effects = "<br>".join(f"{p['claim']}: {p['effect']:+.3f} [{p['lo']:+.3f}, {p['hi']:+.3f}] {p['verdict']}"
-                              for p in v["parts"])
+                              for p in v["parts"]).replace("|", "\\|")  # a "|" would end the cell
         rel = Path(os.path.relpath(figures_dir, relative_to))
         lines.append(f"| {v['finding']} | {v['title']} | **{v['verdict']}** | {effects} | "
                      f"[png]({rel / (v['figure'] + '.png')}) |")
