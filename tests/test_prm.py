@@ -36,39 +36,10 @@ from tts_utils.prm import (
     TransformersPRM,
     load_prm,
 )
+
+# Chat templates shaped like Meta's Llama-3.1 and Qwen2.5 ones, shared with the tiny world's PRMs.
+from tts_utils.tinyworld.tokenizer import LLAMA31_TEMPLATE, QWEN25_TEMPLATE
 from tts_utils.value_head import Qwen2ValueHeadConfig, Qwen2ValueHeadModel, load_value_head_model
-
-# Shaped like Meta's Llama-3.1 template: BOS, an always-present system turn with the dates,
-# every message's content trimmed, <|eot_id|> after each turn.
-LLAMA31_TEMPLATE = (
-    "{{- bos_token }}"
-    "{%- if not date_string is defined %}{%- set date_string = '26 Jul 2024' %}{%- endif %}"
-    "{%- if messages[0]['role'] == 'system' %}{%- set system_message = messages[0]['content']|trim %}"
-    "{%- set messages = messages[1:] %}{%- else %}{%- set system_message = '' %}{%- endif %}"
-    "{{- '<|start_header_id|>system<|end_header_id|>\\n\\n' }}"
-    "{{- 'Cutting Knowledge Date: December 2023\\n' }}{{- 'Today Date: ' + date_string + '\\n\\n' }}"
-    "{{- system_message }}{{- '<|eot_id|>' }}"
-    "{%- for message in messages %}"
-    "{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + message['content'] | trim"
-    " + '<|eot_id|>' }}"
-    "{%- endfor %}"
-    "{%- if add_generation_prompt %}{{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{%- endif %}"
-)
-
-# Shaped like Qwen2.5's template (no tools): default system turn, <|im_start|>role\n...<|im_end|>\n.
-QWEN25_TEMPLATE = (
-    "{%- if messages[0]['role'] == 'system' %}"
-    "{{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}"
-    "{%- else %}"
-    "{{- '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\\n' }}"
-    "{%- endif %}"
-    "{%- for message in messages %}"
-    "{%- if not (message.role == 'system' and loop.first) %}"
-    "{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}"
-    "{%- endif %}"
-    "{%- endfor %}"
-    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
-)
 
 QUESTION = "What is (2 + 3) * 4?"
 STEPS = ["First, 2 + 3 = 5.\n\n", "Then\n5 * 4 = 20.\n\n", "So the answer is $\\boxed{20}$."]
