@@ -465,13 +465,9 @@ README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 def update_readme(markdown: str, readme: Path = REPO / "README.md") -> bool:
     """Put ``markdown`` between the README's bench markers; False if it has none."""
-    text = readme.read_text()
-    if README_START not in text or README_END not in text:
-        return False
-    head, rest = text.split(README_START, 1)
-    _, tail = rest.split(README_END, 1)
-    readme.write_text(f"{head}{README_START}\n{markdown}\n{README_END}{tail}")
-    return True
+    from tts_utils.run_notebooks import replace_section
+
+    return replace_section(readme, README_START, README_END, markdown)
 
 
 def main(argv: list[str] | None = None, loader: Callable[[str, str], object] | None = None) -> int:

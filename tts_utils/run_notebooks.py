@@ -127,15 +127,20 @@ def findings_markdown(figures_dir: Path, relative_to: Path = REPO) -> str:
     return "\n".join(lines)
 
 
+def replace_section(readme: Path, start: str, end: str, markdown: str) -> bool:
+    """Put ``markdown`` between the ``start`` and ``end`` markers of a file; False if it has none."""
+    text = readme.read_text()
+    if start not in text or end not in text:
+        return False
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    readme.write_text(f"{head}{start}\n{markdown}\n{end}{tail}")
+    return True
+
+
 def update_readme(figures_dir: Path, readme: Path = REPO / "README.md") -> bool:
     """Replace the findings table between the README's markers; False if there are no markers."""
-    text = readme.read_text()
-    if README_START not in text or README_END not in text:
-        return False
-    head, rest = text.split(README_START, 1)
-    _, tail = rest.split(README_END, 1)
-    readme.write_text(f"{head}{README_START}\n{findings_markdown(figures_dir, readme.parent)}\n{README_END}{tail}")
-    return True
+    return replace_section(readme, README_START, README_END, findings_markdown(figures_dir, readme.parent))
 
 
 def main(argv: list[str] | None = None) -> int:
