@@ -43,9 +43,21 @@ def collect_grid(config: dict, progress: bool = True) -> tuple[pd.DataFrame, pd.
     """Run (or load from cache) a grid and return (candidates, runs, per-problem accuracy)."""
     from tts_utils.collect import collect, load_results
 
-    collect(config, progress=progress)
+    paths = collect(config, progress=progress)
     cands, runs = load_results(config["out"])
-    return cands, runs, analysis.vote_accuracy(cands)
+    # Voting over every candidate set is the slowest step of a warm rerun: keep its result beside
+    # the tables, keyed by the candidate table's bytes (merge writes them deterministically).
+    import hashlib
+
+    digest = hashlib.sha256(paths["candidates"].read_bytes()).hexdigest()[:20]
+    cache = paths["candidates"].parent / f"votes-{digest}.parquet"
+    if cache.exists():
+        return cands, runs, pd.read_parquet(cache)
+    acc = analysis.vote_accuracy(cands)
+    tmp = cache.with_name(cache.name + ".tmp")
+    acc.to_parquet(tmp, index=False)
+    tmp.replace(cache)
+    return cands, runs, acc
 
 
 def with_rule(acc: pd.DataFrame, rule: str) -> pd.DataFrame:
