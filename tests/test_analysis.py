@@ -121,6 +121,7 @@ def test_verdict_reads_the_interval_against_the_claimed_sign():
     assert analysis.verdict(-0.2, -0.01, -1) == "agrees"
     assert analysis.verdict(-0.1, 0.1, +1) == "inconclusive"
     assert analysis.verdict(math.nan, 0.1, +1) == "inconclusive"
+    assert analysis.verdict(5e-19, 0.1, -1) == "inconclusive"  # float noise on a bound of 0
     assert analysis.combine_verdicts(["agrees", "agrees"]) == "agrees"
     assert analysis.combine_verdicts(["agrees", "inconclusive"]) == "inconclusive"
     assert analysis.combine_verdicts(["agrees", "disagrees"]) == "disagrees"

@@ -259,6 +259,9 @@ def verdict(lo: float, hi: float, expected_sign: int) -> str:
         raise ValueError(f"expected_sign must be +1 or -1, got {expected_sign!r}")
     if math.isnan(lo) or math.isnan(hi):
         return "inconclusive"
+    # Means of 0/1 differences carry float noise (a bound of exactly 0 can come out as 5e-19);
+    # a bound that is zero up to that noise counts as zero, i.e. the interval touches it.
+    lo, hi = (0.0 if abs(x) < 1e-9 else x for x in (lo, hi))
     if expected_sign * lo > 0 and expected_sign * hi > 0:
         return "agrees"
     if expected_sign * lo < 0 and expected_sign * hi < 0:
