@@ -26,3 +26,44 @@ def test_with_rule_keeps_the_rule_for_prm_methods_and_majority_for_the_rest():
                         "method": ["best_of_n", "best_of_n", "majority", "cot"]})
     kept = study.with_rule(acc, "prm_min_max")
     assert list(kept["method"]) == ["best_of_n", "majority", "cot"]
+
+
+def _acc(rows):
+    """Per-problem votes: (prm, policy, method, n, problem_id, correct) -> the vote_accuracy shape."""
+    return pd.DataFrame([{"dataset": "d", "policy": pol, "prm": prm, "method": m, "n": n, "seed": 0,
+                          "problem_id": f"q{i}", "rule": "prm_min_vote", "correct": ok}
+                         for prm, pol, m, n, i, ok in rows])
+
+
+def _paired(prm, pol, search_ok, bon_ok, problems=60):
+    rows = []
+    for i in range(problems):
+        for n in (4, 16):
+            rows += [(prm, pol, "beam_search", n, i, search_ok(i)), (prm, pol, "dvts", n, i, False),
+                     (prm, pol, "best_of_n", n, i, bon_ok(i))]
+    return rows
+
+
+def test_strategy_vs_prm_verdict_follows_the_measured_differences():
+    always, half = (lambda i: True), (lambda i: i % 2 == 0)
+    # the paper's pattern: BoN wins with the weak PRM, search with the strong one -> agrees
+    acc = _acc(_paired("weak", "p", half, always) + _paired("strong", "p", always, half))
+    quality = pd.Series({"weak": 0.2, "strong": 0.9})
+    table, summary = study.finding_strategy_vs_prm(acc, quality)
+    assert summary["verdict"] == "agrees"
+    assert table.set_index("prm").loc["strong", "search"] == "beam_search"
+    # the reverse pattern -> disagrees; no difference -> inconclusive
+    rev = _acc(_paired("weak", "p", always, half) + _paired("strong", "p", half, always))
+    assert study.finding_strategy_vs_prm(rev, quality)[1]["verdict"] == "disagrees"
+    same = _acc(_paired("weak", "p", half, half) + _paired("strong", "p", half, half))
+    assert study.finding_strategy_vs_prm(same, quality)[1]["verdict"] == "inconclusive"
+
+
+def test_policy_size_verdict_orders_policies_by_parameters():
+    always, half = (lambda i: True), (lambda i: i % 2 == 0)
+    acc = _acc(_paired("prm", "big", half, always) + _paired("prm", "small", always, half))
+    table, summary = study.finding_policy_size(acc, {"small": 1e3, "big": 1e6})
+    assert list(table["policy"]) == ["small", "big"]
+    assert summary["verdict"] == "agrees"
+    # the same data with the sizes swapped contradicts the claim
+    assert study.finding_policy_size(acc, {"small": 1e6, "big": 1e3})[1]["verdict"] == "disagrees"
