@@ -1,8 +1,7 @@
 """One figure style for every notebook, and deterministic saving (PNG + PDF).
 
 Colours come from seaborn's colour-blind palette with a fixed colour per method, so a method
-looks the same in every figure; the paper's reference numbers are drawn in grey and labelled
-"paper" wherever they appear beside ours.
+looks the same in every figure.
 """
 
 from __future__ import annotations
@@ -33,7 +32,6 @@ METHOD_LABELS = {
     "cot": "CoT (greedy)",
     "compute_optimal": "Compute-optimal",
 }
-PAPER_COLOR = "0.55"
 METHOD_MARKERS = {"majority": "o", "best_of_n": "s", "beam_search": "^", "dvts": "D", "cot": "x",
                   "compute_optimal": "*"}
 
@@ -98,10 +96,3 @@ def accuracy_vs_n(ax, table, hue: str = "method", title: str | None = None, perc
     ax.set_ylabel("accuracy (%)" if percent else "accuracy")
     if title:
         ax.set_title(title)
-
-
-def verdict_box(ax, text: str, verdict: str) -> None:
-    """A small coloured label in the corner of an axis stating the computed verdict."""
-    colors = {"agrees": "#d4efdf", "disagrees": "#f5b7b1", "inconclusive": "#fcf3cf"}
-    ax.text(0.02, 0.98, f"{text}: {verdict}", transform=ax.transAxes, va="top", ha="left", fontsize="small",
-            bbox={"boxstyle": "round,pad=0.3", "fc": colors.get(verdict, "white"), "ec": "0.6"})

@@ -265,7 +265,7 @@ def flops_table(runs: pd.DataFrame, rows: Sequence[tuple[str, str, str, str, int
     Training: 6 * params * training tokens of the policy (the PRM's training is not counted, as in
     the paper's Table 4). Inference: 2 * params * tokens over the benchmark, policy tokens
     generated plus PRM tokens processed (prompt tokens not counted), summed over problems of the
-    configuration's run (method taken from the runs table rows given).
+    configuration's run.
     """
     from tts_utils.flops import inference_flops, training_flops
 
@@ -283,15 +283,23 @@ def flops_table(runs: pd.DataFrame, rows: Sequence[tuple[str, str, str, str, int
     return pd.DataFrame(out)
 
 
-def table5(acc: pd.DataFrame, policies: Sequence[str], mode: str = "oracle") -> pd.DataFrame:
+def _at_largest_n(curve: pd.DataFrame) -> tuple[int, pd.Series]:
+    """The largest budget of a compute-optimal curve and its per-problem correctness there."""
+    top_n = int(curve["n"].max())
+    return top_n, curve[curve["n"] == top_n].set_index("problem_id")["correct"].astype(float)
+
+
+def table5(acc: pd.DataFrame, policies: Sequence[str], mode: str = "oracle",
+           curves: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
     """The paper's Table 5 for our policies: CoT, majority voting (best N), compute-optimal TTS
-    (at the largest N), performance gain and efficiency gain, with CIs on the accuracies."""
+    (at the largest N), performance gain and efficiency gain, with CIs on the accuracies.
+    ``curves`` are the policies' compute_optimal_curve results, when the caller has them."""
     rows = []
     for pol in policies:
         sub = acc[acc["policy"] == pol]
         cot = analysis.bootstrap_ci(_per_problem(sub[sub["method"] == "cot"], []).to_numpy())
         maj = analysis.accuracy_table(sub[sub["method"] == "majority"], ["n"])
-        co = compute_optimal_curve(acc, pol, mode=mode)
+        co = curves[pol] if curves else compute_optimal_curve(acc, pol, mode=mode)
         co_tab = analysis.accuracy_table(co, ["n"])
         top = co_tab.iloc[-1]
         best_maj = maj.loc[maj["acc"].idxmax()]
@@ -307,15 +315,15 @@ def table5(acc: pd.DataFrame, policies: Sequence[str], mode: str = "oracle") -> 
 
 
 def finding_table5(acc: pd.DataFrame, policies: Sequence[str], mode: str = "oracle") -> tuple[pd.DataFrame, dict]:
-    """F7: compute-optimal TTS beats CoT and majority voting for every policy (paired CI of
-    C-O TTS - CoT and C-O TTS - best majority), and the performance gain shrinks with size."""
-    table = table5(acc, policies, mode)
+    """F7: compute-optimal TTS beats CoT and majority voting for every policy (paired CIs of
+    C-O TTS - CoT and C-O TTS - best majority, at the largest N). Whether the gains shrink with
+    size is shown in the table, not judged."""
+    curves = {pol: compute_optimal_curve(acc, pol, mode=mode) for pol in policies}
+    table = table5(acc, policies, mode, curves)
     rows = []
     for pol in policies:
         sub = acc[acc["policy"] == pol]
-        co = compute_optimal_curve(acc, pol, mode=mode)
-        top_n = co["n"].max()
-        co_pp = co[co["n"] == top_n].set_index("problem_id")["correct"].astype(float)
+        _, co_pp = _at_largest_n(curves[pol])
         cot_pp = _per_problem(sub[sub["method"] == "cot"], []).reindex(co_pp.index)
         m, lo, hi = analysis.paired_bootstrap_diff(co_pp, cot_pp)
         rows.append(_verdict_row(f"{pol}: compute-optimal TTS beats CoT", m, lo, hi, +1))
@@ -330,13 +338,12 @@ def finding_table5(acc: pd.DataFrame, policies: Sequence[str], mode: str = "orac
 def finding_small_beats_large(acc: pd.DataFrame, small: str, large: str, mode: str = "oracle") -> tuple[dict, dict]:
     """F6: the small policy with compute-optimal TTS (largest N) beats the large one with CoT."""
     co = compute_optimal_curve(acc, small, mode=mode)
-    top_n = co["n"].max()
-    co_pp = co[co["n"] == top_n].set_index("problem_id")["correct"].astype(float)
+    top_n, co_pp = _at_largest_n(co)
     big = acc[(acc["policy"] == large) & (acc["method"] == "cot")]
     cot_pp = _per_problem(big, []).reindex(co_pp.index)
     m, lo, hi = analysis.paired_bootstrap_diff(co_pp, cot_pp)
     choice = co[co["n"] == top_n]["method"].iloc[0]
-    info = {"small": small, "large": large, "n": int(top_n), "choice": choice,
+    info = {"small": small, "large": large, "n": top_n, "choice": choice,
             "small_tts": float(co_pp.mean()), "large_cot": float(cot_pp.mean())}
     return info, summarize([_verdict_row(f"{small} with compute-optimal TTS (N={top_n}) beats {large} with CoT",
                                          m, lo, hi, +1, f"choice: {choice}")])
