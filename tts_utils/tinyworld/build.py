@@ -30,15 +30,26 @@ STAGES = ["test-sets", "policies", "prm-sample", "prm-rollout", "prm-train", "ev
 LOG = "build.log"
 
 
+LANE_CPU: list[float] = []  # CPU seconds of each lane of the current stage
+
+
 def _lanes(cmds: list[list[str]]) -> None:
-    """Run one command list per lane, lanes in parallel, each lane's commands in sequence."""
+    """Run one command list per lane, lanes in parallel, each lane's commands in sequence.
+
+    Each lane's CPU time (its processes run one thread each) is kept in LANE_CPU: the slowest lane's
+    CPU time is what the stage takes on two otherwise idle cores, whatever else shared them."""
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     procs = []
     for i, lane in enumerate(cmds):
         script = " && ".join(lane)
         out = open(RUNS / f"lane{i}.log", "a")
         procs.append(subprocess.Popen(["bash", "-c", script], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT))
-    codes = [p.wait() for p in procs]
+    codes, LANE_CPU[:] = [], []
+    for p in procs:
+        _, status, usage = os.wait4(p.pid, 0)  # usage includes the lane's finished child processes
+        p.returncode = os.waitstatus_to_exitcode(status)
+        codes.append(p.returncode)
+        LANE_CPU.append(round(usage.ru_utime + usage.ru_stime, 1))
     if any(codes):
         raise SystemExit(f"a worker failed (exit codes {codes}); see runs/tinyworld/lane*.log")
 
@@ -102,10 +113,13 @@ def main(argv=None):
         log(f"stage {st} ...", LOG)
         if st == "report":
             tpath.write_text(json.dumps(timings, indent=1))
+        LANE_CPU[:] = []
         RUN[st]()
         timings[st] = round(time.time() - t0, 1)
+        if LANE_CPU:
+            timings[f"{st}:lane_cpu"] = list(LANE_CPU)
         tpath.write_text(json.dumps(timings, indent=1))
-        log(f"stage {st} done in {timings[st]:.0f}s", LOG)
+        log(f"stage {st} done in {timings[st]:.0f}s (lane CPU s: {LANE_CPU})", LOG)
 
 
 if __name__ == "__main__":
