@@ -148,6 +148,25 @@ def test_training_is_bit_reproducible():
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
 
 
+def test_falls_with_level_tolerates_floor_ties_only():
+    from tts_utils.tinyworld.report import falls_within_noise, fisher_greater
+
+    assert fisher_greater(1, 100, 0, 100) == pytest.approx(0.5)  # one problem of 100 is noise
+    assert fisher_greater(5, 100, 0, 100) < 0.05
+    assert falls_within_noise([10, 3, 1, 0, 1], 100)       # 0/100 then 1/100 at the floor
+    assert not falls_within_noise([5, 5, 5, 5, 5], 100)    # flat: L1 not above L5
+    assert not falls_within_noise([30, 10, 25, 5, 0], 100)  # L3 clearly above L2
+
+
+def test_build_seconds_counts_slowest_lane_cpu():
+    from tts_utils.tinyworld.report import build_seconds
+
+    t = {"test-sets": 1.0, "policies": 100.0, "policies:lane_cpu": [80.0, 60.0], "report": 2.0}
+    assert build_seconds(t) == {"wall_s": 103.0, "two_idle_cores_s": 83.0,
+                                "stages_wall_s": {"test-sets": 1.0, "policies": 100.0, "report": 2.0}}
+    assert build_seconds({}) is None
+
+
 # ---------------------------------------------------------------------------------- shipped
 
 def _manifest():
