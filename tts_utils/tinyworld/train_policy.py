@@ -18,12 +18,13 @@ from tts_utils.tinyworld.common import DATA, RUNS, log, n_params, save_model, se
 from tts_utils.tinyworld.tokenizer import END, VOCAB_SIZE, build_tokenizer
 
 # name -> (hidden, layers, heads, intermediate, steps, lr[, steps2]). Steps are calibrated so that the
-# whole rebuild fits the CPU budget and the models stay undertrained (TTS needs room to improve).
+# whole rebuild fits the CPU budget and the models stay undertrained (TTS needs room to improve); the
+# two small ones are cheap per step, so they get more steps (each build lane, l+xs and s+m, ~30 min).
 # steps2: a second phase (fresh optimizer, a new warmup+cosine cycle at half the peak lr, the next
 # epochs of the same data under seed SEED + 1) run after the first; the build runs both phases.
 POLICIES = {
-    "tiny-policy-xs": dict(hidden=32, layers=2, heads=2, inter=64, steps=2500, lr=5e-3),
-    "tiny-policy-s": dict(hidden=48, layers=3, heads=3, inter=128, steps=2500, lr=4e-3),
+    "tiny-policy-xs": dict(hidden=32, layers=2, heads=2, inter=64, steps=7500, lr=5e-3),
+    "tiny-policy-s": dict(hidden=48, layers=3, heads=3, inter=128, steps=7500, lr=4e-3),
     "tiny-policy-m": dict(hidden=80, layers=4, heads=4, inter=224, steps=2500, lr=3e-3, steps2=1500),
     "tiny-policy-l": dict(hidden=128, layers=4, heads=4, inter=352, steps=2500, lr=2.5e-3, steps2=1500),
 }

@@ -47,7 +47,7 @@ N_SAMPLE_PROBLEMS = 2000      # training problems sampled once by every policy
 N_HELDOUT_PER_LEVEL = 40      # tinymath500 problems per level sampled once by every policy (PRM eval)
 ROLLOUT_POLICY = "tiny-policy-m"
 ROLLOUT_K = 4
-N_ROLLOUT_SAMPLES = 1200      # samples that get Monte-Carlo labels
+N_ROLLOUT_SAMPLES = 2400      # samples that get Monte-Carlo labels
 ROLLOUT_SOURCES = ("tiny-policy-s", "tiny-policy-m")  # whose samples get them
 MAX_STEPS = 12
 
