@@ -31,7 +31,7 @@ tinyworld: $(STAMP)
 	$(PY) -m tts_utils.tinyworld.build
 
 bench: $(STAMP)
-	$(PY) -m tts_utils.bench
+	$(PY) -m tts_utils.bench --figures $(BENCH_ARGS)
 
 clean-runs:
 	rm -rf runs

@@ -67,8 +67,38 @@ def test_every_section_runs_on_tiny_random_models(tmp_path, capsys):
     for r in rows:
         assert r["policy_tokens"] > 0 and r["prm_tokens"] > 0 and r["policy_s"] <= r["wall_s"] + 1e-6
     assert [r["rel_s_per_token"] for r in rows if r["method"] == "best_of_n"] == [1.0, 1.0]
-    for line in ("Ceiling", "| rand-policy |", "| rand-skywork |", "| 8 | dvts |"):
+    assert report["bandwidth"]["bytes_per_s"] > 0
+    assert all(r["bytes"]["kv_bytes_per_token"] > 0 for r in report["policy"])
+    for line in ("Ceiling", "| rand-policy |", "| rand-skywork |", "| 8 | dvts |", "What bounds decoding at batch 4",
+                 "| goal | measured | met |", "BoN: PRM tokens per generated token <= 1.5"):
         assert line in out
+
+
+def test_decode_bytes_counts_the_context_each_token_reads():
+    from tts_utils.policy import Generation
+
+    policy = random_models("policy", "rand-policy")  # 1 layer, 2 kv heads of 8 dims, fp32
+    prompt = policy.tokenizer.decode([5, 6], skip_special_tokens=False)
+    assert len(policy.tokenizer(prompt, add_special_tokens=False)["input_ids"]) == 2
+    b = bench.decode_bytes(policy, [prompt], [Generation("abc", 3, "eos")])
+    assert b["mean_context"] == 3  # contexts 2, 3, 4
+    assert b["kv_bytes_per_token"] == 3 * (1 * 2 * 2 * 8 * 4)
+    assert b["weight_bytes"] == 4 * sum(p.numel() for p in policy.model.parameters())
+
+
+def test_goals_judge_each_measured_figure():
+    report = {"search": [{"method": "best_of_n", "n": 16, "rel_s_per_token": 1.0, "prm_per_token": 1.2},
+                         {"method": "beam_search", "n": 16, "rel_s_per_token": 1.7, "prm_per_token": 3.0,
+                          "prm_run_per_token": 0.9},
+                         {"method": "dvts", "n": 16, "rel_s_per_token": 1.1, "prm_per_token": 3.0}],
+              "policy": [{"policy": "a", "batch": 256, "params": 10, "share": 0.6},
+                         {"policy": "b", "batch": 256, "params": 99, "share": 0.1}],
+              "figures": [{"mode": "cold", "wall_s": 1000.0, "ok": True}, {"mode": "warm", "wall_s": 75.0, "ok": True}]}
+    table = bench.goals(report)
+    # step search, BoN PRM tokens, beam re-scoring (reported, not judged), largest policy, cold, warm
+    assert [g["met"] for g in table] == [False, True, None, False, True, False]
+    assert table[0]["value"] == "1.70x (beam_search, N=16)"
+    assert table[3]["value"] == "10% (b)"  # the largest by parameters, not the fastest
 
 
 def test_search_section_with_scripted_doubles():

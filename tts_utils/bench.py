@@ -1,14 +1,16 @@
 """`make bench`: what generation and PRM scoring cost on this machine, against its physical limit.
 
+    make bench                                      # everything: --figures (`make figures` cold and warm)
     python -m tts_utils.bench                       # the tiny world, every section but the figures
-    python -m tts_utils.bench --figures             # also time `make figures` (cpu profile) cold and warm
     python -m tts_utils.bench --sections search --search-policy tiny-policy-m --n 16
 
 Sections (each figure the median of ``--repeats`` runs; every ratio taken within one run):
 
 * ``ceiling``: fp32 ``torch.matmul`` FLOP/s of a large square product: the most this machine's
   dense linear algebra gives. A model of P parameters needs 2P FLOPs a token, so it caps a policy
-  at ceiling / 2P generated tokens per second ("share" = achieved / cap).
+  at ceiling / 2P generated tokens per second ("share" = achieved / cap). Also the memory read
+  bandwidth, the other cap: a decode step reads the whole KV cache, which for the tiny models at
+  batch 256 is far more bytes than their weights (the table "what bounds decoding" shows both).
 * ``policy``: each policy's generated tokens per second at batch 1, 16, 64, 256 (whole solutions
   of tiny-world problems, temperature 0.7, fixed seeds, ``TransformersPolicy``).
 * ``prm``: each PRM's scored tokens per second (the problems' reference solutions, one forward per
@@ -147,6 +149,33 @@ def bench_ceiling(size: int = 2048, repeats: int = 5) -> dict:
     return {"size": size, "flops": 2 * size**3 / t}
 
 
+def bench_bandwidth(mbytes: int = 256, repeats: int = 5) -> dict:
+    """Memory read bandwidth (bytes/s): summing an fp32 tensor far larger than the caches."""
+    x = torch.ones(mbytes * 2**20 // 4)
+    t, _ = median_run(lambda: x.sum(), repeats, warmup=1)
+    return {"mbytes": mbytes, "bytes_per_s": x.numel() * 4 / t}
+
+
+def decode_bytes(policy, prompts: list[str], generations) -> dict | None:
+    """What a decode step reads per generated token, for the memory bound: the KV cache (every
+    layer's keys and values for the whole context so far) and the weights (read once per step,
+    shared by the step's rows). None if the policy is not a local transformers model."""
+    model, tok = getattr(policy, "model", None), getattr(policy, "tokenizer", None)
+    cfg = getattr(model, "config", None)
+    if not isinstance(model, torch.nn.Module) or tok is None or cfg is None:
+        return None
+    heads = getattr(cfg, "num_attention_heads", 1)
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
+    elem = next(model.parameters()).element_size()
+    per_ctx_token = cfg.num_hidden_layers * 2 * getattr(cfg, "num_key_value_heads", heads) * head_dim * elem
+    lengths = [len(x) for x in tok(list(prompts), add_special_tokens=False)["input_ids"]]
+    ctx = sum(g.num_tokens * p + g.num_tokens * (g.num_tokens - 1) / 2 for g, p in zip(generations, lengths,
+                                                                                     strict=True))
+    n = max(1, sum(g.num_tokens for g in generations))
+    return {"mean_context": ctx / n, "kv_bytes_per_token": per_ctx_token * ctx / n,
+            "weight_bytes": sum(p.numel() * p.element_size() for p in model.parameters())}
+
+
 def bench_policy(policy, problems, batches=(1, 16, 64, 256), repeats: int = 3, max_tokens: int = 512,
                  min_sequences: int = 16, ceiling_flops: float = 0.0) -> list[dict]:
     """Generated tokens/s at each batch size: ``max(batch, min_sequences)`` whole solutions in
@@ -165,16 +194,18 @@ def bench_policy(policy, problems, batches=(1, 16, 64, 256), repeats: int = 3, m
                 policy.batch_size = b
 
             def run(prompts=prompts, b=b):
-                tokens = 0
+                gens = []
                 for s in range(0, len(prompts), b):
                     chunk = prompts[s:s + b]
-                    tokens += sum(g.num_tokens for g in policy.generate(chunk, params, list(range(s, s + len(chunk)))))
-                return tokens
+                    gens += policy.generate(chunk, params, list(range(s, s + len(chunk))))
+                return gens
 
-            t, tokens = median_run(run, repeats)
+            t, gens = median_run(run, repeats)
+            tokens = sum(g.num_tokens for g in gens)
             tps = tokens / t
             rows.append({"policy": policy.name, "params": p, "batch": b, "sequences": total, "tokens": tokens,
-                         "wall_s": t, "tokens_per_s": tps, "share": share(tps, p, ceiling_flops)})
+                         "wall_s": t, "tokens_per_s": tps, "share": share(tps, p, ceiling_flops),
+                         "bytes": decode_bytes(policy, prompts, gens)})
     finally:
         if old_bs is not None:
             policy.batch_size = old_bs
@@ -298,6 +329,67 @@ def _fmt(x, spec: str = ".0f") -> str:
     return "-" if x is None else format(x, spec)
 
 
+def _decode_bound_table(report: dict) -> list[str]:
+    """Each policy at the largest batch against both caps: FLOPs (weights) and memory (KV cache + weights)."""
+    rows, ceiling, bw = report.get("policy") or [], report.get("ceiling"), report.get("bandwidth")
+    if not rows or not ceiling or not bw:
+        return []
+    top = max(r["batch"] for r in rows)
+    out = ["", f"What bounds decoding at batch {top}: bytes read per generated token (the KV cache of the whole "
+               "context, every layer, plus the weights once per step shared by the batch) against the memory cap, "
+               "and parameter FLOPs against the matmul cap.", "",
+           "| policy | mean context tok | KV KB / tok | weights KB / tok | memory cap tok/s | FLOP cap tok/s | "
+           "achieved tok/s | achieved / lower cap |",
+           "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        b = r.get("bytes")
+        if r["batch"] != top or not b or not r["params"]:
+            continue
+        per_tok = b["kv_bytes_per_token"] + b["weight_bytes"] / top
+        mem_cap, flop_cap = bw["bytes_per_s"] / per_tok, ceiling["flops"] / (2 * r["params"])
+        out.append(f"| {r['policy']} | {b['mean_context']:.0f} | {b['kv_bytes_per_token'] / 1e3:.1f} | "
+                   f"{b['weight_bytes'] / top / 1e3:.1f} | {mem_cap:.0f} | {flop_cap:.0f} | {r['tokens_per_s']:.0f} | "
+                   f"{100 * r['tokens_per_s'] / min(mem_cap, flop_cap):.0f}% |")
+    return out if len(out) > 4 else []
+
+
+def goals(report: dict) -> list[dict]:
+    """The performance goals (issue: search costs what sampling costs), each with its measured value."""
+    out = []
+    search = report.get("search") or []
+    steps = [r for r in search if r["method"] != "best_of_n"]
+    if steps:
+        worst = max(steps, key=lambda r: r["rel_s_per_token"])
+        out.append({"goal": "beam search and DVTS: wall time per generated token <= 1.5x BoN's",
+                    "value": f"{worst['rel_s_per_token']:.2f}x ({worst['method']}, N={worst['n']})",
+                    "met": worst["rel_s_per_token"] <= 1.5})
+    bon = [r for r in search if r["method"] == "best_of_n"]
+    if bon:
+        worst = max(bon, key=lambda r: r["prm_per_token"])
+        out.append({"goal": "BoN: PRM tokens per generated token <= 1.5",
+                    "value": f"{worst['prm_per_token']:.2f} (N={worst['n']})", "met": worst["prm_per_token"] <= 1.5})
+    beams = [r for r in search if r["method"] == "beam_search" and r.get("prm_run_per_token") is not None]
+    if beams:
+        out.append({"goal": "beam search re-scores no more of the prefix than it must (PRM tokens run per "
+                            "generated token; the FLOPs count re-reads every prefix)",
+                    "value": ", ".join(f"N={r['n']}: {r['prm_run_per_token']:.2f} run vs {r['prm_per_token']:.2f} counted"
+                                       for r in beams), "met": None})
+    pol = report.get("policy") or []
+    if pol:
+        top = max(r["batch"] for r in pol)
+        largest = max((r for r in pol if r["batch"] == top and r["share"] is not None),
+                      key=lambda r: r["params"] or 0, default=None)
+        if largest:
+            out.append({"goal": f"largest policy at batch {top}: >= 50% of the matmul ceiling",
+                        "value": f"{100 * largest['share']:.0f}% ({largest['policy']})", "met": largest["share"] >= 0.5})
+    for r in report.get("figures") or []:
+        limit = 1200 if r["mode"] == "cold" else 60
+        out.append({"goal": f"`make figures` {r['mode']} under {limit // 60} min",
+                    "value": f"{r['wall_s']:.0f} s" + ("" if r["ok"] else " (FAILED)"),
+                    "met": r["ok"] and r["wall_s"] < limit})
+    return out
+
+
 def to_markdown(report: dict) -> str:
     m = report["machine"]
     out = [f"Measured {m['date']} on {m['cpu']}, torch {m['torch']}, torch threads: {m['threads']}."]
@@ -307,6 +399,10 @@ def to_markdown(report: dict) -> str:
     if ceiling:
         out += ["", f"**Ceiling**: fp32 matmul {ceiling['size']}x{ceiling['size']}: "
                     f"{ceiling['flops'] / 1e9:.0f} GFLOP/s (caps a model of P parameters at ceiling / 2P tokens/s)."]
+        bw = report.get("bandwidth")
+        if bw:
+            out[-1] += (f" Memory read: {bw['bytes_per_s'] / 1e9:.1f} GB/s (sum of a {bw['mbytes']} MB tensor; "
+                        "caps decoding at bandwidth / bytes read per token).")
     if report.get("policy"):
         batches = sorted({r["batch"] for r in report["policy"]})
         out += ["", "| policy | params | cap tok/s | " + " | ".join(f"tok/s @{b} (share)" for b in batches) + " |",
@@ -325,6 +421,12 @@ def to_markdown(report: dict) -> str:
                 r = bf16.get(name)
                 cells.append("-" if r is None else f"{r['tokens_per_s']:.0f} ({_fmt(r['share'] and 100 * r['share'])}%)")
             out.append(f"| {name} | {_fmt(p, ',d')} | {_fmt(cap)} | " + " | ".join(cells) + " |")
+    if report.get("policy_compiled"):
+        r = report["policy_compiled"]
+        out.append(f"\n`torch.compile` (dynamic shapes) of {r['policy']} at batch {r['batch']}: {r['tokens_per_s']:.0f} tok/s "
+                   f"({_fmt(r['share'] and 100 * r['share'])}% of the ceiling) after a first run of {r['first_run_s']:.0f} s "
+                   "that compiles; not the study's default (compiling costs more than most runs save).")
+    out += _decode_bound_table(report)
     if report.get("prm"):
         out += ["", "| PRM | params | batch | tokens | tok/s | share |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
         for r in report["prm"]:
@@ -352,6 +454,11 @@ def to_markdown(report: dict) -> str:
         for r in report["figures"]:
             if not r["ok"]:
                 out.append(f"\n{r['mode']} run failed:\n```\n{r['error']}\n```")
+    table = goals(report)
+    if table:
+        out += ["", "| goal | measured | met |", "| --- | --- | --- |"]
+        out += [f"| {g['goal']} | {g['value']} | {'-' if g['met'] is None else 'yes' if g['met'] else 'no'} |"
+                for g in table]
     return "\n".join(out)
 
 
@@ -376,7 +483,9 @@ def run(args, loader: Callable[[str, str], object] | None = None, log=print) -> 
     if sections & {"ceiling", "policy", "prm"}:
         ceiling = bench_ceiling(args.matmul_size, max(args.repeats, 5))
         report["ceiling"] = ceiling
-        log(f"ceiling: {ceiling['flops'] / 1e9:.1f} GFLOP/s fp32 matmul")
+        report["bandwidth"] = bench_bandwidth()
+        log(f"ceiling: {ceiling['flops'] / 1e9:.1f} GFLOP/s fp32 matmul, "
+            f"{report['bandwidth']['bytes_per_s'] / 1e9:.1f} GB/s memory read")
     flops = ceiling["flops"] if ceiling else 0.0
     if "policy" in sections:
         report["policy"] = []
@@ -386,6 +495,20 @@ def run(args, loader: Callable[[str, str], object] | None = None, log=print) -> 
                                 ceiling_flops=flops)
             report["policy"] += rows
             log("policy " + name + ": " + ", ".join(f"@{r['batch']} {r['tokens_per_s']:.0f} tok/s" for r in rows))
+            if args.compile and name == args.policies[-1] and isinstance(getattr(policy, "model", None),
+                                                                         torch.nn.Module):
+                eager_forward = policy.model.forward
+                policy.model.forward = torch.compile(eager_forward, dynamic=True)
+                start = time.perf_counter()
+                bench_policy(policy, problems, [max(args.batches)], 1, args.policy_max_tokens)  # compiles
+                first = time.perf_counter() - start
+                [row] = bench_policy(policy, problems, [max(args.batches)], args.repeats, args.policy_max_tokens,
+                                     ceiling_flops=flops)
+                row["first_run_s"] = first
+                report["policy_compiled"] = row
+                policy.model.forward = eager_forward
+                log(f"policy {name} compiled: @{row['batch']} {row['tokens_per_s']:.0f} tok/s "
+                    f"(first run, compiling, {first:.0f} s)")
             if args.bf16 and isinstance(getattr(policy, "model", None), torch.nn.Module):
                 policy.model.to(torch.bfloat16)
                 [row] = bench_policy(policy, problems, [max(args.batches)], args.repeats, args.policy_max_tokens,
@@ -438,6 +561,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--bf16", action="store_true",
                     help="also each policy in bfloat16 at the largest batch (not the study's default: it changes "
                          "samples)")
+    ap.add_argument("--compile", action="store_true",
+                    help="also the last policy under torch.compile at the largest batch (with its compile time)")
     ap.add_argument("--prm-solutions", type=int, default=256, help="reference solutions scored per PRM")
     ap.add_argument("--prm-batch", type=int, default=None, help="PRM batch size (default: the loader's)")
     ap.add_argument("--search-policy", default="tiny-policy-l")
@@ -450,7 +575,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--max-step-tokens", type=int, default=96, help="the cpu profile's")
     ap.add_argument("--max-solution-tokens", type=int, default=512, help="the cpu profile's")
     ap.add_argument("--figures", nargs="?", const="cold+warm", choices=["cold+warm", "warm"], default=None,
-                    help="also time `make figures` cold and warm (in a fresh copy of the tree)")
+                    help="also time `make figures` cold and warm (in a fresh copy of the tree; `make bench` does)")
     ap.add_argument("--figures-profile", default="cpu")
     ap.add_argument("--figures-timeout", type=float, default=3600.0, help="seconds per run of the notebooks")
     ap.add_argument("--loader", help="'module:function' (kind, name) -> model, instead of the registry")
