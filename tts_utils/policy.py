@@ -397,12 +397,15 @@ def _buffer_layer_class():
             self.is_initialized = True
 
         def _resize(self, rows, capacity: int) -> None:
-            """Keep batch rows ``rows`` (all: None) in new buffers of ``capacity`` columns."""
-            k, v = (x if rows is None else x[rows] for x in (self._k, self._v))
+            """Keep batch rows ``rows`` (all: None) in new buffers of ``capacity`` columns; only the
+            filled columns are gathered and copied (gathering whole buffers doubled the cost)."""
+            k, v = (x[:, :, :self.length] for x in (self._k, self._v))
+            if rows is not None:
+                k, v = k.index_select(0, rows), v.index_select(0, rows)
             self._k = k.new_empty((k.shape[0], k.shape[1], capacity, k.shape[3]))
             self._v = v.new_empty((v.shape[0], v.shape[1], capacity, v.shape[3]))
-            self._k[:, :, :self.length] = k[:, :, :self.length]
-            self._v[:, :, :self.length] = v[:, :, :self.length]
+            self._k[:, :, :self.length] = k
+            self._v[:, :, :self.length] = v
 
         def update(self, key_states, value_states, *args, **kwargs):
             if not self.is_initialized:
