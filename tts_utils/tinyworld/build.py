@@ -30,28 +30,26 @@ STAGES = ["test-sets", "policies", "prm-sample", "prm-rollout", "prm-train", "ev
 LOG = "build.log"
 
 
-LANE_CPU: list[float] = []  # CPU seconds of each lane of the current stage
-
-
-def _lanes(cmds: list[list[str]]) -> None:
+def _lanes(cmds: list[list[str]]) -> list[float]:
     """Run one command list per lane, lanes in parallel, each lane's commands in sequence.
 
-    Each lane's CPU time (its processes run one thread each) is kept in LANE_CPU: the slowest lane's
-    CPU time is what the stage takes on two otherwise idle cores, whatever else shared them."""
+    Returns each lane's CPU seconds (its processes run one thread each): the slowest lane's CPU
+    time is what the stage takes on two otherwise idle cores, whatever else shared them."""
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     procs = []
     for i, lane in enumerate(cmds):
-        script = " && ".join(lane)
-        out = open(RUNS / f"lane{i}.log", "a")
-        procs.append(subprocess.Popen(["bash", "-c", script], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT))
-    codes, LANE_CPU[:] = [], []
+        with open(RUNS / f"lane{i}.log", "a") as out:  # the child keeps its own copy of the handle
+            procs.append(subprocess.Popen(["bash", "-c", " && ".join(lane)], cwd=ROOT, env=env, stdout=out,
+                                          stderr=subprocess.STDOUT))
+    codes, cpu = [], []
     for p in procs:
         _, status, usage = os.wait4(p.pid, 0)  # usage includes the lane's finished child processes
-        p.returncode = os.waitstatus_to_exitcode(status)
+        p.returncode = os.waitstatus_to_exitcode(status)  # reaped here: tell Popen
         codes.append(p.returncode)
-        LANE_CPU.append(round(usage.ru_utime + usage.ru_stime, 1))
+        cpu.append(round(usage.ru_utime + usage.ru_stime, 1))
     if any(codes):
         raise SystemExit(f"a worker failed (exit codes {codes}); see runs/tinyworld/lane*.log")
+    return cpu
 
 
 def _m(module: str, *args: str) -> str:
@@ -67,24 +65,24 @@ def stage_test_sets() -> None:
         os.chmod(p, 0o644)
 
 
-def stage_policies() -> None:
-    _lanes([[_m("train_policy", "--only", *lane)] for lane in POLICY_LANES])
+def stage_policies() -> list[float]:
+    return _lanes([[_m("train_policy", "--only", *lane)] for lane in POLICY_LANES])
 
 
-def stage_prm_sample() -> None:
-    _lanes([[_m("train_prm", "sample", "--names", *lane)] for lane in POLICY_LANES])
+def stage_prm_sample() -> list[float]:
+    return _lanes([[_m("train_prm", "sample", "--names", *lane)] for lane in POLICY_LANES])
 
 
-def stage_prm_rollout() -> None:
-    _lanes([[_m("train_prm", "rollout", "--part", str(i), "--parts", "2")] for i in range(2)])
+def stage_prm_rollout() -> list[float]:
+    return _lanes([[_m("train_prm", "rollout", "--part", str(i), "--parts", "2")] for i in range(2)])
 
 
-def stage_prm_train() -> None:
-    _lanes([[_m("train_prm", "train", "--names", *lane)] for lane in PRM_LANES])
+def stage_prm_train() -> list[float]:
+    return _lanes([[_m("train_prm", "train", "--names", *lane)] for lane in PRM_LANES])
 
 
-def stage_evaluate() -> None:
-    _lanes([[_m("evaluate", "--names", *POLICY_LANES[i]), _m("train_prm", "evaluate", "--names", *PRM_LANES[i])]
+def stage_evaluate() -> list[float]:
+    return _lanes([[_m("evaluate", "--names", *POLICY_LANES[i]), _m("train_prm", "evaluate", "--names", *PRM_LANES[i])]
             for i in range(2)])
 
 
@@ -113,13 +111,12 @@ def main(argv=None):
         log(f"stage {st} ...", LOG)
         if st == "report":
             tpath.write_text(json.dumps(timings, indent=1))
-        LANE_CPU[:] = []
-        RUN[st]()
+        lane_cpu = RUN[st]()  # None for the stages that run in this process
         timings[st] = round(time.time() - t0, 1)
-        if LANE_CPU:
-            timings[f"{st}:lane_cpu"] = list(LANE_CPU)
+        if lane_cpu:
+            timings[f"{st}:lane_cpu"] = lane_cpu
         tpath.write_text(json.dumps(timings, indent=1))
-        log(f"stage {st} done in {timings[st]:.0f}s (lane CPU s: {LANE_CPU})", LOG)
+        log(f"stage {st} done in {timings[st]:.0f}s (lane CPU s: {lane_cpu})", LOG)
 
 
 if __name__ == "__main__":

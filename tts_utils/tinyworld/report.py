@@ -1,17 +1,15 @@
 """Write data/tinyworld/models.json (the registry's manifest) and data/tinyworld/report.json
-(training curves, measured properties, sizes and wall times) from the build's run records."""
+(training curves, measured properties, sizes and the build's time) from the build's run records."""
 
 from __future__ import annotations
 
 import json
 import math
-import re
+from collections import Counter
 
 from tts_utils.tinyworld.common import DATA, RUNS, write_json
 from tts_utils.tinyworld.train_policy import POLICIES
 from tts_utils.tinyworld.train_prm import PRMS
-
-PER_LEVEL = 100  # tinymath500's problems a level (greedy accuracy is measured on all of them)
 
 
 def _load(name: str) -> dict | None:
@@ -21,48 +19,6 @@ def _load(name: str) -> dict | None:
 
 def _size(name: str) -> int:
     return sum(f.stat().st_size for f in (DATA / name).iterdir()) if (DATA / name).exists() else 0
-
-
-def measured_seconds() -> dict:
-    """Seconds each piece of work took (single-threaded process each), from the run records, and
-    the build's wall time on two lanes (build.py's lane assignment), stage by stage."""
-    from tts_utils.tinyworld.build import POLICY_LANES, PRM_LANES
-
-    secs: dict[str, float] = {}
-    for n in POLICIES:
-        for kind in ("train", "eval"):
-            r = _load(f"{kind}_{n}.json")
-            if r:
-                secs[f"{kind}:{n}"] = r["seconds"]
-    for n in PRMS:
-        r = _load(f"train_{n}.json")
-        if r:
-            secs[f"train:{n}"] = r["seconds"]
-    logf = RUNS / "prms.log"
-    if logf.exists():
-        for line in logf.read_text().splitlines():
-            m = re.search(r"sampled (\S+): .* (\d+)s$", line)
-            if m:
-                secs[f"sample:{m.group(1)}"] = float(m.group(2))
-            m = re.search(r"rollouts part (\d+): .* (\d+)s$", line)
-            if m:
-                secs[f"rollout:{m.group(1)}"] = float(m.group(2))
-            m = re.search(r"(tiny-prm-\S+): F1 .* \((\d+)s\)$", line)
-            if m:
-                secs[f"eval:{m.group(1)}"] = float(m.group(2))
-
-    def lanes(prefix, lane_names):
-        return max(sum(secs.get(f"{prefix}:{n}", 0.0) for n in lane) for lane in lane_names)
-
-    stages = {
-        "policies": lanes("train", POLICY_LANES),
-        "prm-sample": lanes("sample", POLICY_LANES),
-        "prm-rollout": max(secs.get("rollout:0", 0.0), secs.get("rollout:1", 0.0)),
-        "prm-train": lanes("train", PRM_LANES),
-        "evaluate": max(sum(secs.get(f"eval:{n}", 0.0) for n in POLICY_LANES[i] + PRM_LANES[i]) for i in range(2)),
-    }
-    return {"pieces_s": secs, "two_lane_wall_s_by_stage": stages, "two_lane_wall_s_total": round(sum(stages.values()), 1),
-            "two_lane_wall_s_without_evaluate": round(sum(v for k, v in stages.items() if k != "evaluate"), 1)}
 
 
 def build_seconds(timings: dict) -> dict | None:
@@ -93,8 +49,18 @@ def falls_within_noise(correct: list[int], n: int, alpha: float = 0.05) -> bool:
                for i in range(len(correct)) for j in range(i + 1, len(correct)))
 
 
+def problems_per_level() -> dict[int, int]:
+    """tinymath500's problems a level (greedy accuracy is measured on all of them)."""
+    return Counter(json.loads(line)["level"] for line in (DATA / "tinymath500.jsonl").read_text().splitlines()
+                   if line.strip())
+
+
 def policy_properties(evals: dict[str, dict], params: dict[str, int]) -> dict:
     names = sorted(evals, key=lambda n: params[n])
+    per_level = problems_per_level()
+    if len(set(per_level.values())) != 1:
+        raise ValueError(f"tinymath500 should have as many problems at every level, has {dict(per_level)}")
+    n_level = per_level[1]
     acc = [evals[n]["greedy"]["tinymath500"] for n in names]
     largest = evals[names[-1]]
     levels = {n: [evals[n]["greedy"][f"L{lv}"] for lv in (1, 2, 3, 4, 5)] for n in names}
@@ -109,7 +75,7 @@ def policy_properties(evals: dict[str, dict], params: dict[str, int]) -> dict:
         "accuracy_falls_with_level": {n: all(a >= b for a, b in zip(v, v[1:], strict=False))
                                       for n, v in levels.items()},
         "accuracy_falls_with_level_within_noise": {
-            n: falls_within_noise([round(a * PER_LEVEL) for a in v], PER_LEVEL) for n, v in levels.items()},
+            n: falls_within_noise([round(a * n_level) for a in v], n_level) for n, v in levels.items()},
         "accuracy_L1_above_L5": {n: v[0] > v[-1] for n, v in levels.items()},
         "largest_below_60_on_L5": largest["greedy"]["L5"] < 0.6,
         "largest_below_60_on_tinyhard30": largest["greedy"]["tinyhard30"] < 0.6,
@@ -141,10 +107,10 @@ def write_report() -> dict:
     write_json(DATA / "models.json", manifest)
     evals = {n: p["eval"] for n, p in policies.items() if p["eval"]}
     params = {n: p["train"]["params"] for n, p in policies.items()}
+    timings = _load("timings.json") or {}  # from build.py: each stage's wall time and lanes' CPU time
     report = {
-        "timings_s": _load("timings.json") or {},  # from build.py, when the build ran in one go
-        "build_s": build_seconds(_load("timings.json") or {}),
-        "measured_s": measured_seconds(),
+        "timings_s": timings,
+        "build_s": build_seconds(timings),
         "total_weight_bytes": sum(p["bytes"] for p in policies.values()) + sum(p["bytes"] for p in prms.values()),
         "policies": policies,
         "prms": prms,
