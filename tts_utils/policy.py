@@ -213,14 +213,16 @@ class TransformersPolicy(Policy):
         """``batch_size`` defaults to 256 on CPU (tiny models: a larger batch amortizes each decode
         step's fixed cost; 1.2-2.3x the tokens/s of batch 64 in ``make bench``) and 64 on GPU (a
         real model's KV cache at batch 256 may not fit; use vLLM for throughput there)."""
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM
+
+        from tts_utils.models import load_tokenizer
 
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         if batch_size is None:
             batch_size = 256 if device == "cpu" else 64
         if dtype is None:
             dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-        tokenizer = AutoTokenizer.from_pretrained(source)
+        tokenizer = load_tokenizer(source)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **model_kwargs).to(device)
         return cls(model, tokenizer, family, name=name or source, batch_size=batch_size)
 
@@ -638,12 +640,12 @@ def load_policy(name_or_spec, backend: str = "transformers", **kw) -> Policy:
     if backend == "vllm":
         return VLLMPolicy(source, spec.family, name=spec.name, **kw)
     if backend == "openai":
-        from transformers import AutoTokenizer
+        from tts_utils.models import load_tokenizer
 
         if "base_url" not in kw:
             raise ValueError("the openai backend needs base_url=, e.g. 'http://localhost:8000/v1'")
         served = kw.pop("served_model_name", source)
-        return OpenAIPolicy(kw.pop("base_url"), served, tokenizer=AutoTokenizer.from_pretrained(source),
+        return OpenAIPolicy(kw.pop("base_url"), served, tokenizer=load_tokenizer(source),
                             family=spec.family, name=spec.name, **kw)
     raise ValueError(f"unknown backend {backend!r}; use 'transformers', 'vllm' or 'openai'")
 

@@ -559,9 +559,7 @@ def load_prm(name_or_spec, device: str = "cpu", dtype: torch.dtype | None = None
     elsewhere. ``device="auto"`` spreads the model over the visible GPUs (``device_map="auto"``;
     Qwen2.5-Math-PRM-72B in bf16 does not fit one 141 GB GPU).
     """
-    from transformers import AutoTokenizer
-
-    from tts_utils.models import ModelSpec, get_model
+    from tts_utils.models import ModelSpec, get_model, load_tokenizer
 
     if isinstance(name_or_spec, ModelSpec):
         spec = name_or_spec
@@ -579,7 +577,7 @@ def load_prm(name_or_spec, device: str = "cpu", dtype: torch.dtype | None = None
     if device == "auto":
         kwargs["device_map"] = "auto"
     # Hub checkpoints of the paper (Qwen PRM, Skywork) ship custom code for their tokenizers too.
-    tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=spec.world == "paper")
+    tokenizer = load_tokenizer(source, trust_remote_code=spec.world == "paper")
     model = cls._load_model(source, **kwargs)
     if device != "auto":
         model = model.to(device)
