@@ -28,7 +28,8 @@ MAX_DEPTH = 40
 MAX_STEP_TOKENS = 2048
 MAX_SOLUTION_TOKENS = 8192
 
-METHODS = ("cot", "majority", "best_of_n", "beam_search", "dvts")
+# pass1_samples is not a TTS method: the independent sample set that bins problems by difficulty
+METHODS = ("cot", "majority", "best_of_n", "beam_search", "dvts", "pass1_samples")
 
 
 @dataclass(frozen=True)
