@@ -80,7 +80,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -333,14 +333,23 @@ def _problems_digest(problems: list[Problem]) -> str:
     return h.hexdigest()
 
 
+def policy_search(cfg: GridConfig, policy: str) -> SearchConfig:
+    """The grid's search settings, with the sampling the registry gives this policy (the R1
+    distills' T = 0.6, top-p 0.95, 32k tokens) in place of the grid's."""
+    from tts_utils.models import registry
+
+    spec = registry().get(policy)
+    return replace(cfg.search, **dict(spec.sampling)) if spec is not None and spec.sampling else cfg.search
+
+
 def plan(cfg: GridConfig, data: dict[str, list[Problem]], fingerprints: dict[tuple[str, str], str]) -> list[Unit]:
     """Every work unit of the grid, in the final table order."""
     units = []
-    search = asdict(cfg.search)
     for ds in cfg.datasets:
         problems = data[ds]
         chunks = [problems[i:i + cfg.chunk_size] for i in range(0, len(problems), cfg.chunk_size)]
         for pol in cfg.policies:
+            search = asdict(policy_search(cfg, pol))
             for prm in [""] + cfg.prms:
                 for method in cfg.methods:
                     if USES_PRM[method] != bool(prm):
@@ -595,7 +604,8 @@ def _run_units(cfg: GridConfig, todo: list[Unit], by_id: dict, positions: dict, 
             for u in units:
                 problems = [by_id[u.dataset][pid] for pid in u.problem_ids]
                 t0 = time.perf_counter()
-                result = run_method(u.method, policy, prm, problems, u.n_run, u.seed, cfg.search)
+                result = run_method(u.method, policy, prm, problems, u.n_run, u.seed,
+                                    policy_search(cfg, u.policy))
                 wall = time.perf_counter() - t0
                 cands, runs = _unit_frames(u, result, problems, positions[u.dataset], wall)
                 # runs file first: a unit counts as done only when both files exist
