@@ -204,7 +204,7 @@ def test_cli_killed_at_random_points_resumes_to_identical_tables(tmp_path, tests
 
 def test_majority_and_best_of_n_share_one_sampling_pass(tmp_path):
     """Within one collect call, BoN with every PRM reuses majority voting's samples."""
-    from tts_utils import collect as collect_mod
+    from tts_utils.collect.run import _SampleMemo
 
     calls = []
 
@@ -215,7 +215,7 @@ def test_majority_and_best_of_n_share_one_sampling_pass(tmp_path):
             calls.append(params.stop)
             return [f"x{s}" for s in seeds]
 
-    memo = collect_mod._SampleMemo(Recorder())
+    memo = _SampleMemo(Recorder())
     from tts_utils.policy import SamplingParams
 
     whole = SamplingParams(stop=None)
