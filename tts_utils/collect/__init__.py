@@ -10,6 +10,11 @@ Cached, resumable and shardable:
   ``os.replace``d, so a crash or SIGKILL at any moment leaves either a whole file or none;
   a rerun skips units whose files exist and redoes the rest, and being deterministic it writes
   the same rows. Rerunning a finished grid generates nothing and loads no model.
+* ``pass1_samples`` is the difficulty sample set, not a TTS method: ``pass1_samples`` plain
+  samples per (policy, problem) at T = 0.7 with the seed ``pass1_seed`` and a seed namespace of
+  their own, so that pass@1 (``analysis.pass1_by_problem``) is estimated from samples that no
+  method's candidates reuse. Its rows have method "pass1_samples", prm "", n = pass1_samples and
+  seed = pass1_seed; ``analysis.vote_accuracy`` leaves them out.
 * BoN, majority and DVTS run once at the largest N of the grid and every smaller N is derived
   from it at merge time (``tts_utils.search.derive``); beam search runs once per N; CoT once
   (N = 1). CoT and majority use no PRM: they run once per policy, with ``prm == ""``.
@@ -41,15 +46,18 @@ Config (YAML file or dict; unknown keys are errors)::
     limit: 100                     # optional: first `limit` problems of each dataset
     policies: [tiny-policy-2m]     # registry names (tts_utils.models)
     prms: [tiny-prm-shepherd]      # registry names; may be empty if only cot/majority run
-    methods: [cot, majority, best_of_n, beam_search, dvts]
+    methods: [cot, majority, best_of_n, beam_search, dvts, pass1_samples]
     n: [4, 16, 64]                 # budgets (positive ints; multiples of beam_width for beam/DVTS)
     seeds: [0]
+    pass1_samples: 16              # samples per problem of the difficulty set (method pass1_samples)
+    pass1_seed: 1000003            # its own run seed (and seed namespace): never a TTS candidate
     beam_width: 4                  # M
     max_depth: 40
     temperature: 0.7               # every TTS method; CoT is always greedy
     top_p: 1.0
     max_step_tokens: 2048
     max_solution_tokens: 8192
+    finished_paths: ranked         # beam search / DVTS: "ranked" (the paper's code) or "kept"
     chunk_size: 64                 # problems per work unit (the unit of caching and resume)
     backend: transformers          # policy backend: transformers | vllm | openai
     backend_options: {}            # keyword arguments of policy.load_policy (e.g. device, base_url)
@@ -57,9 +65,9 @@ Config (YAML file or dict; unknown keys are errors)::
                                    # the registry (test doubles; custom servers); a function
                                    # attribute `fingerprint(kind, name) -> str` is used if present
 
-Code: ``config`` reads and checks a grid config; ``cache`` plans the work units, keys them and
-reads/writes their chunk files, and merges them into the tables; ``run`` executes the missing
-units and holds the CLI.
+Code: ``config`` reads and checks a grid config; ``cache`` plans the work units, keys them,
+reads and writes their chunk files and merges them into the tables; ``run`` executes the
+missing units and holds the CLI.
 
 CLI::
 
@@ -77,8 +85,16 @@ from tts_utils.collect.cache import (
     model_fingerprint,
     plan,
 )
-from tts_utils.collect.config import ConfigError, GridConfig, parse_config, parse_shard
+from tts_utils.collect.config import (
+    PASS1_SEED,
+    ConfigError,
+    GridConfig,
+    parse_config,
+    parse_shard,
+    policy_search,
+)
 from tts_utils.collect.run import collect, main
 
-__all__ = ["CANDIDATE_COLUMNS", "CODE_VERSION", "RUN_COLUMNS", "ConfigError", "GridConfig", "Unit", "collect",
-           "load_results", "main", "merge", "model_fingerprint", "parse_config", "parse_shard", "plan"]
+__all__ = ["CANDIDATE_COLUMNS", "CODE_VERSION", "PASS1_SEED", "RUN_COLUMNS", "ConfigError", "GridConfig", "Unit",
+           "collect", "load_results", "main", "merge", "model_fingerprint", "parse_config", "parse_shard", "plan",
+           "policy_search"]

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from tts_utils.collect.config import GridConfig, import_loader
+from tts_utils.collect.config import GridConfig, import_loader, policy_search
 from tts_utils.data import Problem
 from tts_utils.search import USES_PRM, SearchResult
 
 # Bump when a change to the search or grading code changes results: it invalidates the cache.
-CODE_VERSION = "collect-1"
+CODE_VERSION = "collect-2"  # 2: beam search ranks finished paths with live ones (finished_paths)
 
 CANDIDATE_COLUMNS = ["dataset", "policy", "prm", "method", "n", "seed", "problem_id", "problem_index", "level",
                      "candidate", "subtree", "lineage", "steps", "rewards", "step_tokens", "num_steps",
@@ -94,23 +94,26 @@ def _problems_digest(problems: list[Problem]) -> str:
 def plan(cfg: GridConfig, data: dict[str, list[Problem]], fingerprints: dict[tuple[str, str], str]) -> list[Unit]:
     """Every work unit of the grid, in the final table order."""
     units = []
-    search = asdict(cfg.search)
     for ds in cfg.datasets:
         problems = data[ds]
         chunks = [problems[i:i + cfg.chunk_size] for i in range(0, len(problems), cfg.chunk_size)]
         for pol in cfg.policies:
+            search = asdict(policy_search(cfg, pol))
             for prm in [""] + cfg.prms:
                 for method in cfg.methods:
                     if USES_PRM[method] != bool(prm):
                         continue
+                    seeds = cfg.seeds
                     if method == "cot":
                         runs = [(1, (1,))]
+                    elif method == "pass1_samples":
+                        runs, seeds = [(cfg.pass1_samples, (cfg.pass1_samples,))], [cfg.pass1_seed]
                     elif method == "beam_search":
                         runs = [(n, (n,)) for n in cfg.n]
                     else:  # one run at N_max, smaller N derived
                         runs = [(cfg.n[-1], tuple(cfg.n))]
                     for n_run, budgets in runs:
-                        for seed in cfg.seeds:
+                        for seed in seeds:
                             for c, chunk in enumerate(chunks):
                                 ident = {
                                     "code": CODE_VERSION, "dataset": ds, "problems": _problems_digest(chunk),
@@ -175,10 +178,14 @@ def _manifest_path(out: Path) -> Path:
     return out / "manifest.json"
 
 
+def _seed_order(cfg: GridConfig) -> list[int]:
+    return cfg.seeds + ([cfg.pass1_seed] if cfg.pass1_seed not in cfg.seeds else [])
+
+
 def write_manifest(out: Path, cfg: GridConfig, units: list[Unit]) -> None:
     doc = {"code_version": CODE_VERSION, "beam_width": cfg.search.beam_width,
            "order": {"dataset": cfg.datasets, "policy": cfg.policies, "prm": [""] + cfg.prms,
-                     "method": cfg.methods, "seed": cfg.seeds},
+                     "method": cfg.methods, "seed": _seed_order(cfg)},
            "units": [asdict(u) for u in units]}
     path = _manifest_path(out)
     tmp = path.with_name(f"manifest.json.tmp-{os.getpid()}")
@@ -242,5 +249,3 @@ def load_results(out: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         if not p.exists():
             raise FileNotFoundError(f"{p} not found: run the grid, or `python -m tts_utils.collect merge {out}`")
     return pd.read_parquet(paths[0]), pd.read_parquet(paths[1])
-
-

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import importlib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tts_utils.search import METHODS, USES_PRM, SearchConfig, validate_budget
+from tts_utils.search.pass1_samples import DEFAULT_SEED as PASS1_SEED
+from tts_utils.search.pass1_samples import MIN_SAMPLES as PASS1_MIN_SAMPLES
 
-_SEARCH_KEYS = ("beam_width", "max_depth", "temperature", "top_p", "max_step_tokens", "max_solution_tokens")
+_SEARCH_KEYS = ("beam_width", "max_depth", "temperature", "top_p", "max_step_tokens", "max_solution_tokens",
+                "finished_paths")
 _KEYS = {"out", "datasets", "limit", "policies", "prms", "methods", "n", "seeds", "chunk_size", "backend",
-         "backend_options", "loader", *_SEARCH_KEYS}
+         "backend_options", "loader", "pass1_samples", "pass1_seed", *_SEARCH_KEYS}
 
 
 class ConfigError(ValueError):
@@ -33,6 +36,8 @@ class GridConfig:
     backend: str = "transformers"
     backend_options: dict = field(default_factory=dict)
     loader: str | None = None
+    pass1_samples: int = PASS1_MIN_SAMPLES
+    pass1_seed: int = PASS1_SEED
 
 
 # ----------------------------------------------------------------------------------- validation
@@ -87,7 +92,7 @@ def parse_config(config: dict | str | Path) -> GridConfig:
         search = SearchConfig(**{k: raw[k] for k in _SEARCH_KEYS if k in raw})
     except (TypeError, ValueError) as e:
         raise ConfigError(f"config: {e}") from None
-    needs_n = [m for m in methods if m != "cot"]
+    needs_n = [m for m in methods if m not in ("cot", "pass1_samples")]
     budgets = _as_list(raw, "n", int, required=bool(needs_n))
     for m in needs_n:
         for n in budgets:
@@ -107,6 +112,13 @@ def parse_config(config: dict | str | Path) -> GridConfig:
         raise ConfigError(f"config field 'loader' must be 'module:function', got {loader!r}")
     if not isinstance(raw.get("backend", "transformers"), str):
         raise ConfigError("config field 'backend' must be a string")
+    pass1_n = _positive_int(raw, "pass1_samples", PASS1_MIN_SAMPLES)
+    if pass1_n < PASS1_MIN_SAMPLES:
+        raise ConfigError(f"config field 'pass1_samples' must be at least {PASS1_MIN_SAMPLES} (pass@1 of a "
+                          f"problem needs that many samples to bin it), got {pass1_n}")
+    pass1_seed = raw.get("pass1_seed", PASS1_SEED)
+    if isinstance(pass1_seed, bool) or not isinstance(pass1_seed, int) or pass1_seed < 0:
+        raise ConfigError(f"config field 'pass1_seed' must be a non-negative integer, got {pass1_seed!r}")
     out = raw.get("out")
     if out is not None and not isinstance(out, str | Path):
         raise ConfigError(f"config field 'out' must be a path, got {out!r}")
@@ -115,7 +127,7 @@ def parse_config(config: dict | str | Path) -> GridConfig:
         methods=methods, n=sorted(budgets), seeds=_as_list(raw, "seeds", int), search=search,
         out=None if out is None else str(out), limit=_positive_int(raw, "limit", None),
         chunk_size=_positive_int(raw, "chunk_size", 64), backend=raw.get("backend", "transformers"),
-        backend_options=backend_options, loader=loader)
+        backend_options=backend_options, loader=loader, pass1_samples=pass1_n, pass1_seed=pass1_seed)
 
 
 def parse_shard(spec: str | None) -> tuple[int, int] | None:
@@ -171,3 +183,10 @@ def check_models(cfg: GridConfig) -> None:
                 raise ConfigError(f"config field {field_name!r}[{i}]: {msg}") from None
 
 
+def policy_search(cfg: GridConfig, policy: str) -> SearchConfig:
+    """The grid's search settings, with the sampling the registry gives this policy (the R1
+    distills' T = 0.6, top-p 0.95, 32k tokens) in place of the grid's."""
+    from tts_utils.models import registry
+
+    spec = registry().get(policy)
+    return replace(cfg.search, **dict(spec.sampling)) if spec is not None and spec.sampling else cfg.search

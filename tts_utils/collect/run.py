@@ -25,6 +25,7 @@ from tts_utils.collect.config import (
     import_loader,
     parse_config,
     parse_shard,
+    policy_search,
 )
 from tts_utils.data import DataError, load_dataset
 from tts_utils.search import run_method
@@ -130,7 +131,8 @@ def _run_units(cfg: GridConfig, todo: list[Unit], by_id: dict, positions: dict, 
             for u in units:
                 problems = [by_id[u.dataset][pid] for pid in u.problem_ids]
                 t0 = time.perf_counter()
-                result = run_method(u.method, policy, prm, problems, u.n_run, u.seed, cfg.search)
+                result = run_method(u.method, policy, prm, problems, u.n_run, u.seed,
+                                    policy_search(cfg, u.policy))
                 wall = time.perf_counter() - t0
                 cands, runs = unit_frames(u, result, problems, positions[u.dataset], wall)
                 # runs file first: a unit counts as done only when both files exist
@@ -177,4 +179,3 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print("\n".join(str(p) for p in paths.values()))
     return 0
-
