@@ -229,6 +229,27 @@ def test_majority_and_best_of_n_share_one_sampling_pass(tmp_path):
     assert memo.name == "rec"
 
 
+def test_r1_distills_sample_with_the_papers_settings(tmp_path):
+    """The registry's per-policy sampling replaces the grid's (and so enters the cache key)."""
+    cfg = C.parse_config(grid(tmp_path, loader=None, policies=["DeepSeek-R1-Distill-Qwen-7B", "Qwen2.5-7B-Instruct"],
+                              prms=[], methods=["majority"], temperature=0.7, top_p=1.0, max_solution_tokens=8192))
+    r1 = C.policy_search(cfg, "DeepSeek-R1-Distill-Qwen-7B")
+    assert (r1.temperature, r1.top_p, r1.max_solution_tokens) == (0.6, 0.95, 32768)
+    assert r1.max_step_tokens == cfg.search.max_step_tokens
+    assert C.policy_search(cfg, "Qwen2.5-7B-Instruct") == cfg.search
+    assert C.policy_search(cfg, "scripted") == cfg.search  # not in the registry (a test double)
+    data = {d: make_problems(7) for d in cfg.datasets}
+    fps = {("policy", p): p for p in cfg.policies}
+    keys = {(u.policy, u.seed, u.chunk): u.key for u in C.plan(cfg, data, fps)}
+    # A grid already at R1's settings: the R1 units are the same work (same keys), the others are not.
+    at_r1 = C.parse_config(grid(tmp_path, loader=None, policies=cfg.policies, prms=[], methods=["majority"],
+                                temperature=0.6, top_p=0.95, max_solution_tokens=32768))
+    keys_r1 = {(u.policy, u.seed, u.chunk): u.key for u in C.plan(at_r1, data, fps)}
+    assert len(keys) == len(keys_r1) == 2 * 2 * 3
+    for k, key in keys.items():
+        assert (keys_r1[k] == key) == (k[0] == "DeepSeek-R1-Distill-Qwen-7B")
+
+
 def test_pass1_sample_set_is_disjoint_from_every_methods_candidates(tmp_path, calls, tests_on_path):
     """The difficulty set (pass@1) shares no sample with any TTS method's candidates: the scripted
     policy writes each step's seed into its text, so the seeds behind every row are visible."""

@@ -57,6 +57,7 @@ Config (YAML file or dict; unknown keys are errors)::
     top_p: 1.0
     max_step_tokens: 2048
     max_solution_tokens: 8192
+    finished_paths: ranked         # beam search / DVTS: "ranked" (the paper's code) or "kept"
     chunk_size: 64                 # problems per work unit (the unit of caching and resume)
     backend: transformers          # policy backend: transformers | vllm | openai
     backend_options: {}            # keyword arguments of policy.load_policy (e.g. device, base_url)
@@ -79,7 +80,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -90,7 +91,7 @@ from tts_utils.search.pass1_samples import DEFAULT_SEED as PASS1_SEED
 from tts_utils.search.pass1_samples import MIN_SAMPLES as PASS1_MIN_SAMPLES
 
 # Bump when a change to the search or grading code changes results: it invalidates the cache.
-CODE_VERSION = "collect-1"
+CODE_VERSION = "collect-2"  # 2: beam search ranks finished paths with live ones (finished_paths)
 
 CANDIDATE_COLUMNS = ["dataset", "policy", "prm", "method", "n", "seed", "problem_id", "problem_index", "level",
                      "candidate", "subtree", "lineage", "steps", "rewards", "step_tokens", "num_steps",
@@ -98,7 +99,8 @@ CANDIDATE_COLUMNS = ["dataset", "policy", "prm", "method", "n", "seed", "problem
 RUN_COLUMNS = ["dataset", "policy", "prm", "method", "n", "seed", "problem_id", "problem_index", "level", "gold",
                "num_candidates", "policy_tokens", "prm_tokens", "n_run", "wall_s"]
 
-_SEARCH_KEYS = ("beam_width", "max_depth", "temperature", "top_p", "max_step_tokens", "max_solution_tokens")
+_SEARCH_KEYS = ("beam_width", "max_depth", "temperature", "top_p", "max_step_tokens", "max_solution_tokens",
+                "finished_paths")
 _KEYS = {"out", "datasets", "limit", "policies", "prms", "methods", "n", "seeds", "chunk_size", "backend",
          "backend_options", "loader", "pass1_samples", "pass1_seed", *_SEARCH_KEYS}
 
@@ -331,14 +333,23 @@ def _problems_digest(problems: list[Problem]) -> str:
     return h.hexdigest()
 
 
+def policy_search(cfg: GridConfig, policy: str) -> SearchConfig:
+    """The grid's search settings, with the sampling the registry gives this policy (the R1
+    distills' T = 0.6, top-p 0.95, 32k tokens) in place of the grid's."""
+    from tts_utils.models import registry
+
+    spec = registry().get(policy)
+    return replace(cfg.search, **dict(spec.sampling)) if spec is not None and spec.sampling else cfg.search
+
+
 def plan(cfg: GridConfig, data: dict[str, list[Problem]], fingerprints: dict[tuple[str, str], str]) -> list[Unit]:
     """Every work unit of the grid, in the final table order."""
     units = []
-    search = asdict(cfg.search)
     for ds in cfg.datasets:
         problems = data[ds]
         chunks = [problems[i:i + cfg.chunk_size] for i in range(0, len(problems), cfg.chunk_size)]
         for pol in cfg.policies:
+            search = asdict(policy_search(cfg, pol))
             for prm in [""] + cfg.prms:
                 for method in cfg.methods:
                     if USES_PRM[method] != bool(prm):
@@ -593,7 +604,8 @@ def _run_units(cfg: GridConfig, todo: list[Unit], by_id: dict, positions: dict, 
             for u in units:
                 problems = [by_id[u.dataset][pid] for pid in u.problem_ids]
                 t0 = time.perf_counter()
-                result = run_method(u.method, policy, prm, problems, u.n_run, u.seed, cfg.search)
+                result = run_method(u.method, policy, prm, problems, u.n_run, u.seed,
+                                    policy_search(cfg, u.policy))
                 wall = time.perf_counter() - t0
                 cands, runs = _unit_frames(u, result, problems, positions[u.dataset], wall)
                 # runs file first: a unit counts as done only when both files exist
