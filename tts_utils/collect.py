@@ -57,6 +57,7 @@ Config (YAML file or dict; unknown keys are errors)::
     top_p: 1.0
     max_step_tokens: 2048
     max_solution_tokens: 8192
+    finished_paths: ranked         # beam search / DVTS: "ranked" (the paper's code) or "kept"
     chunk_size: 64                 # problems per work unit (the unit of caching and resume)
     backend: transformers          # policy backend: transformers | vllm | openai
     backend_options: {}            # keyword arguments of policy.load_policy (e.g. device, base_url)
@@ -90,7 +91,7 @@ from tts_utils.search.pass1_samples import DEFAULT_SEED as PASS1_SEED
 from tts_utils.search.pass1_samples import MIN_SAMPLES as PASS1_MIN_SAMPLES
 
 # Bump when a change to the search or grading code changes results: it invalidates the cache.
-CODE_VERSION = "collect-1"
+CODE_VERSION = "collect-2"  # 2: beam search ranks finished paths with live ones (finished_paths)
 
 CANDIDATE_COLUMNS = ["dataset", "policy", "prm", "method", "n", "seed", "problem_id", "problem_index", "level",
                      "candidate", "subtree", "lineage", "steps", "rewards", "step_tokens", "num_steps",
@@ -98,7 +99,8 @@ CANDIDATE_COLUMNS = ["dataset", "policy", "prm", "method", "n", "seed", "problem
 RUN_COLUMNS = ["dataset", "policy", "prm", "method", "n", "seed", "problem_id", "problem_index", "level", "gold",
                "num_candidates", "policy_tokens", "prm_tokens", "n_run", "wall_s"]
 
-_SEARCH_KEYS = ("beam_width", "max_depth", "temperature", "top_p", "max_step_tokens", "max_solution_tokens")
+_SEARCH_KEYS = ("beam_width", "max_depth", "temperature", "top_p", "max_step_tokens", "max_solution_tokens",
+                "finished_paths")
 _KEYS = {"out", "datasets", "limit", "policies", "prms", "methods", "n", "seeds", "chunk_size", "backend",
          "backend_options", "loader", "pass1_samples", "pass1_seed", *_SEARCH_KEYS}
 
