@@ -128,6 +128,7 @@ def split_of(problem_id: str, salt: str = "tts-study") -> int:
 # --------------------------------------------------------------------------- from candidates
 
 RUN_KEYS = ["dataset", "policy", "prm", "method", "n", "seed"]
+PASS1_METHOD = "pass1_samples"  # tts_utils.search.pass1_samples: the independent difficulty set
 
 
 def vote_accuracy(candidates: pd.DataFrame, rules: Sequence[str] | None = None) -> pd.DataFrame:
@@ -137,12 +138,14 @@ def vote_accuracy(candidates: pd.DataFrame, rules: Sequence[str] | None = None) 
     ``level``, ``answer``, ``correct`` and ``tokens`` (policy tokens of the problem's candidates).
     Methods without a PRM (CoT, majority voting) get the ``majority`` rule only; answers are
     grouped by mathematical equivalence once per candidate set and reused for every rule.
+    The difficulty sample set (method ``pass1_samples``) is not a method and is left out.
     """
     from tts_utils.voting import VOTING_RULES, group_answers, select_index
 
     rules = tuple(rules or VOTING_RULES)
     rows = []
     keys = [*RUN_KEYS, "problem_id"]
+    candidates = candidates[candidates["method"] != PASS1_METHOD]
     for key, g in candidates.groupby(keys, sort=False):
         answers = [None if a is None or (isinstance(a, float) and math.isnan(a)) else a for a in g["answer"]]
         rewards = [list(r) for r in g["rewards"]]
@@ -174,15 +177,18 @@ def accuracy_table(per_problem: pd.DataFrame, by: Sequence[str], value: str = "c
     return pd.DataFrame(out)
 
 
-def pass1_by_problem(candidates: pd.DataFrame, method: str = "majority") -> pd.DataFrame:
-    """Each policy's pass@1 per problem, estimated from its own temperature samples.
+def pass1_by_problem(candidates: pd.DataFrame, method: str = PASS1_METHOD) -> pd.DataFrame:
+    """Each policy's pass@1 per problem, from the independent difficulty sample set.
 
-    Uses the candidates of ``method`` (plain samples at T = 0.7) at the largest N collected for
-    each policy; returns columns dataset, policy, problem_id, level, pass1, samples.
+    Uses the candidates of ``method`` (default: the ``pass1_samples`` set, T = 0.7 samples with a
+    seed of their own that no TTS method's candidates reuse; at the largest N if several);
+    returns columns dataset, policy, problem_id, level, pass1, samples. Estimating it from the
+    majority / BoN samples instead would bias every difficulty comparison against BoN.
     """
     c = candidates[candidates["method"] == method]
     if c.empty:
-        raise ValueError(f"no {method!r} candidates to estimate pass@1 from")
+        raise ValueError(f"no {method!r} candidates to estimate pass@1 from: add {method!r} to the grid's "
+                         "methods (tts_utils.collect)")
     c = c[c["n"] == c.groupby(["dataset", "policy"])["n"].transform("max")]
     out = (c.groupby(["dataset", "policy", "problem_id"], sort=False)
             .agg(level=("level", "first"), pass1=("correct", "mean"), samples=("correct", "size"))

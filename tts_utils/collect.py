@@ -10,6 +10,11 @@ Cached, resumable and shardable:
   ``os.replace``d, so a crash or SIGKILL at any moment leaves either a whole file or none;
   a rerun skips units whose files exist and redoes the rest, and being deterministic it writes
   the same rows. Rerunning a finished grid generates nothing and loads no model.
+* ``pass1_samples`` is the difficulty sample set, not a TTS method: ``pass1_samples`` plain
+  samples per (policy, problem) at T = 0.7 with the seed ``pass1_seed`` and a seed namespace of
+  their own, so that pass@1 (``analysis.pass1_by_problem``) is estimated from samples that no
+  method's candidates reuse. Its rows have method "pass1_samples", prm "", n = pass1_samples and
+  seed = pass1_seed; ``analysis.vote_accuracy`` leaves them out.
 * BoN, majority and DVTS run once at the largest N of the grid and every smaller N is derived
   from it at merge time (``tts_utils.search.derive``); beam search runs once per N; CoT once
   (N = 1). CoT and majority use no PRM: they run once per policy, with ``prm == ""``.
@@ -41,15 +46,18 @@ Config (YAML file or dict; unknown keys are errors)::
     limit: 100                     # optional: first `limit` problems of each dataset
     policies: [tiny-policy-2m]     # registry names (tts_utils.models)
     prms: [tiny-prm-shepherd]      # registry names; may be empty if only cot/majority run
-    methods: [cot, majority, best_of_n, beam_search, dvts]
+    methods: [cot, majority, best_of_n, beam_search, dvts, pass1_samples]
     n: [4, 16, 64]                 # budgets (positive ints; multiples of beam_width for beam/DVTS)
     seeds: [0]
+    pass1_samples: 16              # samples per problem of the difficulty set (method pass1_samples)
+    pass1_seed: 1000003            # its own run seed (and seed namespace): never a TTS candidate
     beam_width: 4                  # M
     max_depth: 40
     temperature: 0.7               # every TTS method; CoT is always greedy
     top_p: 1.0
     max_step_tokens: 2048
     max_solution_tokens: 8192
+    finished_paths: ranked         # beam search / DVTS: "ranked" (the paper's code) or "kept"
     chunk_size: 64                 # problems per work unit (the unit of caching and resume)
     backend: transformers          # policy backend: transformers | vllm | openai
     backend_options: {}            # keyword arguments of policy.load_policy (e.g. device, base_url)
@@ -72,16 +80,18 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
 
 from tts_utils.data import DataError, Problem, load_dataset
 from tts_utils.search import METHODS, USES_PRM, SearchConfig, SearchResult, run_method, validate_budget
+from tts_utils.search.pass1_samples import DEFAULT_SEED as PASS1_SEED
+from tts_utils.search.pass1_samples import MIN_SAMPLES as PASS1_MIN_SAMPLES
 
 # Bump when a change to the search or grading code changes results: it invalidates the cache.
-CODE_VERSION = "collect-1"
+CODE_VERSION = "collect-2"  # 2: beam search ranks finished paths with live ones (finished_paths)
 
 CANDIDATE_COLUMNS = ["dataset", "policy", "prm", "method", "n", "seed", "problem_id", "problem_index", "level",
                      "candidate", "subtree", "lineage", "steps", "rewards", "step_tokens", "num_steps",
@@ -89,9 +99,10 @@ CANDIDATE_COLUMNS = ["dataset", "policy", "prm", "method", "n", "seed", "problem
 RUN_COLUMNS = ["dataset", "policy", "prm", "method", "n", "seed", "problem_id", "problem_index", "level", "gold",
                "num_candidates", "policy_tokens", "prm_tokens", "n_run", "wall_s"]
 
-_SEARCH_KEYS = ("beam_width", "max_depth", "temperature", "top_p", "max_step_tokens", "max_solution_tokens")
+_SEARCH_KEYS = ("beam_width", "max_depth", "temperature", "top_p", "max_step_tokens", "max_solution_tokens",
+                "finished_paths")
 _KEYS = {"out", "datasets", "limit", "policies", "prms", "methods", "n", "seeds", "chunk_size", "backend",
-         "backend_options", "loader", *_SEARCH_KEYS}
+         "backend_options", "loader", "pass1_samples", "pass1_seed", *_SEARCH_KEYS}
 
 
 class ConfigError(ValueError):
@@ -113,6 +124,8 @@ class GridConfig:
     backend: str = "transformers"
     backend_options: dict = field(default_factory=dict)
     loader: str | None = None
+    pass1_samples: int = PASS1_MIN_SAMPLES
+    pass1_seed: int = PASS1_SEED
 
 
 @dataclass(frozen=True)
@@ -187,7 +200,7 @@ def parse_config(config: dict | str | Path) -> GridConfig:
         search = SearchConfig(**{k: raw[k] for k in _SEARCH_KEYS if k in raw})
     except (TypeError, ValueError) as e:
         raise ConfigError(f"config: {e}") from None
-    needs_n = [m for m in methods if m != "cot"]
+    needs_n = [m for m in methods if m not in ("cot", "pass1_samples")]
     budgets = _as_list(raw, "n", int, required=bool(needs_n))
     for m in needs_n:
         for n in budgets:
@@ -207,6 +220,13 @@ def parse_config(config: dict | str | Path) -> GridConfig:
         raise ConfigError(f"config field 'loader' must be 'module:function', got {loader!r}")
     if not isinstance(raw.get("backend", "transformers"), str):
         raise ConfigError("config field 'backend' must be a string")
+    pass1_n = _positive_int(raw, "pass1_samples", PASS1_MIN_SAMPLES)
+    if pass1_n < PASS1_MIN_SAMPLES:
+        raise ConfigError(f"config field 'pass1_samples' must be at least {PASS1_MIN_SAMPLES} (pass@1 of a "
+                          f"problem needs that many samples to bin it), got {pass1_n}")
+    pass1_seed = raw.get("pass1_seed", PASS1_SEED)
+    if isinstance(pass1_seed, bool) or not isinstance(pass1_seed, int) or pass1_seed < 0:
+        raise ConfigError(f"config field 'pass1_seed' must be a non-negative integer, got {pass1_seed!r}")
     out = raw.get("out")
     if out is not None and not isinstance(out, str | Path):
         raise ConfigError(f"config field 'out' must be a path, got {out!r}")
@@ -215,7 +235,7 @@ def parse_config(config: dict | str | Path) -> GridConfig:
         methods=methods, n=sorted(budgets), seeds=_as_list(raw, "seeds", int), search=search,
         out=None if out is None else str(out), limit=_positive_int(raw, "limit", None),
         chunk_size=_positive_int(raw, "chunk_size", 64), backend=raw.get("backend", "transformers"),
-        backend_options=backend_options, loader=loader)
+        backend_options=backend_options, loader=loader, pass1_samples=pass1_n, pass1_seed=pass1_seed)
 
 
 def parse_shard(spec: str | None) -> tuple[int, int] | None:
@@ -313,26 +333,38 @@ def _problems_digest(problems: list[Problem]) -> str:
     return h.hexdigest()
 
 
+def policy_search(cfg: GridConfig, policy: str) -> SearchConfig:
+    """The grid's search settings, with the sampling the registry gives this policy (the R1
+    distills' T = 0.6, top-p 0.95, 32k tokens) in place of the grid's."""
+    from tts_utils.models import registry
+
+    spec = registry().get(policy)
+    return replace(cfg.search, **dict(spec.sampling)) if spec is not None and spec.sampling else cfg.search
+
+
 def plan(cfg: GridConfig, data: dict[str, list[Problem]], fingerprints: dict[tuple[str, str], str]) -> list[Unit]:
     """Every work unit of the grid, in the final table order."""
     units = []
-    search = asdict(cfg.search)
     for ds in cfg.datasets:
         problems = data[ds]
         chunks = [problems[i:i + cfg.chunk_size] for i in range(0, len(problems), cfg.chunk_size)]
         for pol in cfg.policies:
+            search = asdict(policy_search(cfg, pol))
             for prm in [""] + cfg.prms:
                 for method in cfg.methods:
                     if USES_PRM[method] != bool(prm):
                         continue
+                    seeds = cfg.seeds
                     if method == "cot":
                         runs = [(1, (1,))]
+                    elif method == "pass1_samples":
+                        runs, seeds = [(cfg.pass1_samples, (cfg.pass1_samples,))], [cfg.pass1_seed]
                     elif method == "beam_search":
                         runs = [(n, (n,)) for n in cfg.n]
                     else:  # one run at N_max, smaller N derived
                         runs = [(cfg.n[-1], tuple(cfg.n))]
                     for n_run, budgets in runs:
-                        for seed in cfg.seeds:
+                        for seed in seeds:
                             for c, chunk in enumerate(chunks):
                                 ident = {
                                     "code": CODE_VERSION, "dataset": ds, "problems": _problems_digest(chunk),
@@ -397,10 +429,14 @@ def _manifest_path(out: Path) -> Path:
     return out / "manifest.json"
 
 
+def _seed_order(cfg: GridConfig) -> list[int]:
+    return cfg.seeds + ([cfg.pass1_seed] if cfg.pass1_seed not in cfg.seeds else [])
+
+
 def _write_manifest(out: Path, cfg: GridConfig, units: list[Unit]) -> None:
     doc = {"code_version": CODE_VERSION, "beam_width": cfg.search.beam_width,
            "order": {"dataset": cfg.datasets, "policy": cfg.policies, "prm": [""] + cfg.prms,
-                     "method": cfg.methods, "seed": cfg.seeds},
+                     "method": cfg.methods, "seed": _seed_order(cfg)},
            "units": [asdict(u) for u in units]}
     path = _manifest_path(out)
     tmp = path.with_name(f"manifest.json.tmp-{os.getpid()}")
@@ -568,7 +604,8 @@ def _run_units(cfg: GridConfig, todo: list[Unit], by_id: dict, positions: dict, 
             for u in units:
                 problems = [by_id[u.dataset][pid] for pid in u.problem_ids]
                 t0 = time.perf_counter()
-                result = run_method(u.method, policy, prm, problems, u.n_run, u.seed, cfg.search)
+                result = run_method(u.method, policy, prm, problems, u.n_run, u.seed,
+                                    policy_search(cfg, u.policy))
                 wall = time.perf_counter() - t0
                 cands, runs = _unit_frames(u, result, problems, positions[u.dataset], wall)
                 # runs file first: a unit counts as done only when both files exist

@@ -24,6 +24,9 @@ from tts_utils.models import get_model
 
 SEARCH = ("beam_search", "dvts")
 TTS_METHODS = ("best_of_n", "beam_search", "dvts")
+# What every notebook collects: the baselines, the TTS methods, and the independent difficulty
+# sample set (pass@1 per problem, analysis.pass1_by_problem). Shared, so the cache is shared.
+GRID_METHODS = ("cot", "majority", *TTS_METHODS, "pass1_samples")
 
 
 # --------------------------------------------------------------------------- collection

@@ -27,8 +27,13 @@ BEAM_WIDTH = 4
 MAX_DEPTH = 40
 MAX_STEP_TOKENS = 2048
 MAX_SOLUTION_TOKENS = 8192
+# What beam search / DVTS do with a child whose path ends (see beam_search.py):
+# "ranked": ranked together with the live children, kept only if it makes the cut (the paper's code);
+# "kept": always kept as a candidate, only live children compete for the beam (our earlier rule).
+FINISHED_PATHS = ("ranked", "kept")
 
-METHODS = ("cot", "majority", "best_of_n", "beam_search", "dvts")
+# pass1_samples is not a TTS method: the independent sample set that bins problems by difficulty
+METHODS = ("cot", "majority", "best_of_n", "beam_search", "dvts", "pass1_samples")
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,7 @@ class SearchConfig:
     top_p: float = TOP_P
     max_step_tokens: int = MAX_STEP_TOKENS
     max_solution_tokens: int = MAX_SOLUTION_TOKENS
+    finished_paths: str = "ranked"
 
     def __post_init__(self):
         for name in ("beam_width", "max_depth", "max_step_tokens", "max_solution_tokens"):
@@ -51,6 +57,8 @@ class SearchConfig:
             raise ValueError(f"SearchConfig.temperature must be >= 0, got {self.temperature!r}")
         if not 0 < self.top_p <= 1:
             raise ValueError(f"SearchConfig.top_p must be in (0, 1], got {self.top_p!r}")
+        if self.finished_paths not in FINISHED_PATHS:
+            raise ValueError(f"SearchConfig.finished_paths must be one of {FINISHED_PATHS}, got {self.finished_paths!r}")
 
     def step_params(self) -> SamplingParams:
         """One step: stop at the separator (kept in the text)."""
