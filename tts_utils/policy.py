@@ -18,6 +18,7 @@ Common contract of ``generate`` (tests/test_policy*.py check it for each backend
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 import urllib.error
@@ -44,8 +45,8 @@ class SamplingParams:
     stop: tuple[str, ...] | None = (STEP_SEPARATOR,)
 
     def validate(self) -> None:
-        if self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0 <= self.temperature < math.inf:  # NaN fails too
+            raise ValueError(f"temperature must be a finite number >= 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.max_tokens < 1:
@@ -282,8 +283,11 @@ class VLLMPolicy(Policy):
             try:
                 from vllm import LLM
             except ImportError as e:
-                raise ImportError("the vllm backend needs vLLM, which lives in the GPU environment "
-                                  "(environment.yml or `pip install .[gpu]`)") from e
+                # Not a pip extra of this package: vLLM pins its own torch, which conflicts with the
+                # CPU torch pin of pyproject.toml (see environment.yml).
+                raise ImportError("the vllm backend needs vLLM, which lives in the GPU environment: "
+                                  "`conda env create -f environment.yml && conda activate tts-study-gpu && "
+                                  "pip install --no-deps -e .`") from e
             llm_kwargs.setdefault("enable_prefix_caching", True)
             llm = LLM(model=model, tensor_parallel_size=tensor_parallel_size, **llm_kwargs)
         self.llm = llm

@@ -518,11 +518,13 @@ def finding_small_beats_large(acc: pd.DataFrame, small: str, large: str, mode: s
 def verdict_markdown(summary: dict, title: str) -> str:
     """A markdown block stating the computed verdict, the rule it follows, and each part's effect
     with its 95% CI and p-value."""
-    lines = [f"**{title}: {summary['verdict'].upper()}**", "", f"Rule (pre-registered): {summary['rule']}.", ""]
+    rule = summary.get("rule") or "each part's 95% bootstrap interval against the claimed sign (no family-wise rule)"
+    lines = [f"**{title}: {summary['verdict'].upper()}**", "", f"Rule (pre-registered): {rule}.", ""]
     for p in summary["parts"]:
         extra = f"; {p['detail']}" if p.get("detail") else ""
-        lines.append(f"* {p['claim']}: effect {p['effect']:+.3f} [{p['lo']:+.3f}, {p['hi']:+.3f}], "
-                     f"p = {p['p']:.3f} -> {p['verdict']}{extra}")
+        pval = f", p = {p['p']:.3f}" if "p" in p else ""
+        lines.append(f"* {p['claim']}: effect {p['effect']:+.3f} [{p['lo']:+.3f}, {p['hi']:+.3f}]{pval} -> "
+                     f"{p['verdict']}{extra}")
     return "\n".join(lines)
 
 
