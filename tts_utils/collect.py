@@ -91,7 +91,7 @@ from tts_utils.search.pass1_samples import DEFAULT_SEED as PASS1_SEED
 from tts_utils.search.pass1_samples import MIN_SAMPLES as PASS1_MIN_SAMPLES
 
 # Bump when a change to the search or grading code changes results: it invalidates the cache.
-CODE_VERSION = "collect-2"  # 2: beam search ranks finished paths with live ones (finished_paths)
+CODE_VERSION = "collect-3"  # 2: beam search ranks finished paths with live ones (finished_paths); 3: PRMs in float64 on CPU
 
 CANDIDATE_COLUMNS = ["dataset", "policy", "prm", "method", "n", "seed", "problem_id", "problem_index", "level",
                      "candidate", "subtree", "lineage", "steps", "rewards", "step_tokens", "num_steps",
