@@ -283,8 +283,11 @@ class VLLMPolicy(Policy):
             try:
                 from vllm import LLM
             except ImportError as e:
-                raise ImportError("the vllm backend needs vLLM, which lives in the GPU environment "
-                                  "(environment.yml or `pip install .[gpu]`)") from e
+                # Not a pip extra of this package: vLLM pins its own torch, which conflicts with the
+                # CPU torch pin of pyproject.toml (see environment.yml).
+                raise ImportError("the vllm backend needs vLLM, which lives in the GPU environment: "
+                                  "`conda env create -f environment.yml && conda activate tts-study-gpu && "
+                                  "pip install --no-deps -e .`") from e
             llm_kwargs.setdefault("enable_prefix_caching", True)
             llm = LLM(model=model, tensor_parallel_size=tensor_parallel_size, **llm_kwargs)
         self.llm = llm
