@@ -89,6 +89,7 @@ from tts_utils.data import DataError, Problem, load_dataset
 from tts_utils.search import METHODS, USES_PRM, SearchConfig, SearchResult, run_method, validate_budget
 from tts_utils.search.pass1_samples import DEFAULT_SEED as PASS1_SEED
 from tts_utils.search.pass1_samples import MIN_SAMPLES as PASS1_MIN_SAMPLES
+from tts_utils.threads import torch_threads
 
 # Bump when a change to the search or grading code changes results: it invalidates the cache.
 CODE_VERSION = "collect-2"  # 2: beam search ranks finished paths with live ones (finished_paths)
@@ -543,8 +544,9 @@ def collect(config: dict | str | Path, shard: str | None = None, out: str | Path
     todo = [u for u in mine if any(_find_chunk(f, [out_dir]) is None for f in u.files)]
     by_id = {ds: {p.id: p for p in probs} for ds, probs in data.items()}
     positions = {ds: {p.id: i for i, p in enumerate(probs)} for ds, probs in data.items()}
-    _run_units(cfg, todo, by_id, positions, out_dir, progress, total=sum(len(u.problem_ids) for u in mine),
-               done=sum(len(u.problem_ids) for u in mine if u not in todo))
+    with torch_threads():  # a fixed thread count (TTS_THREADS): see tts_utils.threads
+        _run_units(cfg, todo, by_id, positions, out_dir, progress, total=sum(len(u.problem_ids) for u in mine),
+                   done=sum(len(u.problem_ids) for u in mine if u not in todo))
     try:
         return merge(out_dir)
     except FileNotFoundError:
@@ -582,11 +584,9 @@ class _SampleMemo:
 
 def _run_units(cfg: GridConfig, todo: list[Unit], by_id: dict, positions: dict, out_dir: Path, progress: bool,
                total: int, done: int) -> None:
-    from tqdm import tqdm
+    from tts_utils.progress import Progress
 
-    bar = tqdm(total=total, initial=done, unit="problem", desc="collect", disable=not progress,
-               file=sys.stderr, dynamic_ncols=True)
-    tokens = {"policy": 0, "prm": 0}
+    bar = Progress(total=total, initial=done, desc=f"collect {Path(cfg.out).name}", enabled=progress)
     # Execution order groups units by model pair so each pair is loaded once (table order is
     # fixed by merge, not by this order).
     pairs: dict[tuple[str, str], list[Unit]] = {}
@@ -611,10 +611,7 @@ def _run_units(cfg: GridConfig, todo: list[Unit], by_id: dict, positions: dict, 
                 # runs file first: a unit counts as done only when both files exist
                 _atomic_parquet(runs, out_dir / "chunks" / u.files[1])
                 _atomic_parquet(cands, out_dir / "chunks" / u.files[0])
-                tokens["policy"] += result.policy_tokens
-                tokens["prm"] += result.prm_tokens
-                bar.set_postfix(policy_tok=tokens["policy"], prm_tok=tokens["prm"], refresh=False)
-                bar.update(len(problems))
+                bar.update(len(problems), result.policy_tokens)
             prm = None
     finally:
         bar.close()
