@@ -31,7 +31,6 @@ from tts_utils.bench.cli import main, parser, run
 from tts_utils.bench.common import (
     POLICIES,
     PRMS,
-    REPO,
     SEARCH_METHODS,
     SECTIONS,
     BenchError,
@@ -44,7 +43,7 @@ from tts_utils.bench.measure import bench_bandwidth, bench_ceiling, bench_policy
 from tts_utils.bench.report import README_END, README_START, goals, to_markdown, update_readme
 from tts_utils.bench.search import bench_search
 
-__all__ = ["POLICIES", "PRMS", "README_END", "README_START", "REPO", "SEARCH_METHODS", "SECTIONS", "BenchError",
+__all__ = ["POLICIES", "PRMS", "README_END", "README_START", "SEARCH_METHODS", "SECTIONS", "BenchError",
            "bench_bandwidth", "bench_ceiling", "bench_figures", "bench_policy", "bench_prm", "bench_search",
            "decode_bytes", "goals", "machine", "main", "median_run", "parser", "run", "spread", "to_markdown",
            "update_readme"]

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import torch
 
+from tts_utils import paths
 from tts_utils.bench.common import (
     POLICIES,
     PRMS,
-    REPO,
     SECTIONS,
     BenchError,
     check_registered,
@@ -147,7 +147,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--figures-profile", default="cpu")
     ap.add_argument("--figures-timeout", type=float, default=3600.0, help="seconds per run of the notebooks")
     ap.add_argument("--loader", help="'module:function' (kind, name) -> model, instead of the registry")
-    ap.add_argument("--out", default=str(REPO / "runs" / "bench"), help="writes bench.md and bench.json here")
+    ap.add_argument("--out", default=str(paths.RUNS_DIR / "bench"), help="writes bench.md and bench.json here")
     ap.add_argument("--note", default=None, help="a line for the report (e.g. what else was running)")
     ap.add_argument("--readme", action="store_true", help="also put the table into README.md (between its markers)")
     return ap

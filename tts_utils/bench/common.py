@@ -11,7 +11,6 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[2]
 POLICIES = ("tiny-policy-xs", "tiny-policy-s", "tiny-policy-m", "tiny-policy-l")
 PRMS = ("tiny-prm-shepherd", "tiny-prm-rlhflow-terse", "tiny-prm-rlhflow-verbose", "tiny-prm-skywork",
         "tiny-prm-qwen")

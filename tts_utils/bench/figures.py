@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from tts_utils.bench.common import REPO
+from tts_utils import paths
 
 _NOT_COPIED = (".git", ".venv", "runs", "__pycache__", "*.egg-info", ".pytest_cache", ".ruff_cache",
                ".ipynb_checkpoints")
@@ -27,7 +27,7 @@ def bench_figures(profile: str = "cpu", cold: bool = True, keep: bool = False,
     cmd = [sys.executable, "-m", "tts_utils.run_notebooks", "--profile", profile]
     tmp = Path(tempfile.mkdtemp(prefix="tts-bench-figures-"))
     copy = tmp / "repo"
-    shutil.copytree(REPO, copy, ignore=shutil.ignore_patterns(*_NOT_COPIED), symlinks=True)
+    shutil.copytree(paths.REPO_ROOT, copy, ignore=shutil.ignore_patterns(*_NOT_COPIED), symlinks=True)
     rows = []
     try:
         for mode in ("cold", "warm"):

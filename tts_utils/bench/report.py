@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tts_utils.bench.common import REPO
+from tts_utils import paths
 
 README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 
-def update_readme(markdown: str, readme: Path = REPO / "README.md") -> bool:
+def update_readme(markdown: str, readme: Path = paths.README) -> bool:
     """Put ``markdown`` between the README's bench markers; False if it has none."""
     from tts_utils.run_notebooks import replace_section
 
