@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PROFILE ?= cpu
 
-.PHONY: venv test lint figures tinyworld bench clean-runs
+.PHONY: venv test lint figures tinyworld bench gpu-smoke clean-runs
 
 venv: $(STAMP)
 
@@ -32,6 +32,13 @@ tinyworld: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m tts_utils.bench --figures $(BENCH_ARGS)
+
+# On a GPU machine, in the GPU environment (environment.yml), not .venv (whose torch is CPU-only):
+# transformers on CUDA with the tiny world, then vLLM if installed, on 5 problems. `timeout`: a
+# wedged driver or vLLM start-up must not hang a borrowed machine.
+GPU_PYTHON ?= python
+gpu-smoke:
+	timeout 900 $(GPU_PYTHON) -m tts_utils.gpu_smoke $(GPU_SMOKE_ARGS)
 
 clean-runs:
 	rm -rf runs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -16,9 +17,9 @@ import yaml
 from conftest import KnownPRM, ScriptedPolicy, make_problems, write_jsonl
 
 from tts_utils import collect as C
+from tts_utils.paths import REPO_ROOT
 from tts_utils.search import best_of_n, dvts
 
-ROOT = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
 
 
@@ -135,11 +136,29 @@ def test_sharded_runs_merge_to_the_unsharded_tables(tmp_path, calls, tests_on_pa
     ({"colour": "blue"}, "unknown config field"),
     ({"loader": "no_such_module:f"}, "'loader'"),
     ({"beam_width": 0}, "beam_width"),
+    ({"temperature": float("inf")}, "config field 'temperature' must be a finite number"),
+    ({"temperature": float("nan")}, "config field 'temperature' must be a finite number"),
+    ({"temperature": "hot"}, "config field 'temperature' must be a number, got 'hot'"),
+    ({"top_p": "all"}, "config field 'top_p' must be a number"),
+    ({"methods": []}, "'methods' is empty"),
+    ({"policies": []}, "'policies' is empty"),
+    ({"datasets": []}, "'datasets' is empty"),
+    ({"seeds": []}, "'seeds' is empty"),
+    ({"n": []}, "'n' is empty"),
 ])
 def test_config_errors_name_the_field_before_any_generation(tmp_path, calls, tests_on_path, over, message):
     with pytest.raises(C.ConfigError, match=message):
         C.collect(grid(tmp_path, **over), progress=False)
     assert calls["policy_generate"] == calls["policy_loads"] == 0
+
+
+def test_a_problem_with_an_empty_answer_is_a_config_error(tmp_path, calls, tests_on_path):
+    rows = [{"unique_id": p.id, "problem": p.problem, "answer": p.answer} for p in make_problems(3)]
+    rows[1]["answer"] = " "
+    (tmp_path / "empty.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(C.ConfigError, match="'datasets'\\[0\\]: .*empty.jsonl:2: 'answer' is empty"):
+        C.collect(grid(tmp_path, datasets=[str(tmp_path / "empty.jsonl")]), progress=False)
+    assert calls["policy_generate"] == 0
 
 
 def test_unknown_model_shard_and_out_errors(tmp_path, calls, tests_on_path):
@@ -160,7 +179,7 @@ def test_unknown_model_shard_and_out_errors(tmp_path, calls, tests_on_path):
 
 
 def _cli(config: Path, env: dict) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "tts_utils.collect", str(config)], cwd=ROOT, env=env,
+    return subprocess.Popen([sys.executable, "-m", "tts_utils.collect", str(config)], cwd=REPO_ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -171,7 +190,7 @@ def test_cli_killed_at_random_points_resumes_to_identical_tables(tmp_path, tests
 
     config = tmp_path / "grid.yaml"
     config.write_text(yaml.safe_dump({**cfg, "out": str(tmp_path / "killed")}))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS)])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(TESTS)])}
     chunks = tmp_path / "killed" / "chunks"
     manifest = tmp_path / "killed" / "manifest.json"
     rng = random.Random(1234)
@@ -204,7 +223,7 @@ def test_cli_killed_at_random_points_resumes_to_identical_tables(tmp_path, tests
 
 def test_majority_and_best_of_n_share_one_sampling_pass(tmp_path):
     """Within one collect call, BoN with every PRM reuses majority voting's samples."""
-    from tts_utils import collect as collect_mod
+    from tts_utils.collect.run import _SampleMemo
 
     calls = []
 
@@ -215,7 +234,7 @@ def test_majority_and_best_of_n_share_one_sampling_pass(tmp_path):
             calls.append(params.stop)
             return [f"x{s}" for s in seeds]
 
-    memo = collect_mod._SampleMemo(Recorder())
+    memo = _SampleMemo(Recorder())
     from tts_utils.policy import SamplingParams
 
     whole = SamplingParams(stop=None)
@@ -227,3 +246,63 @@ def test_majority_and_best_of_n_share_one_sampling_pass(tmp_path):
     memo.generate(["a"], step, [1])
     assert calls == [None, None, ("\n\n",), ("\n\n",)]
     assert memo.name == "rec"
+
+
+def test_r1_distills_sample_with_the_papers_settings(tmp_path):
+    """The registry's per-policy sampling replaces the grid's (and so enters the cache key)."""
+    cfg = C.parse_config(grid(tmp_path, loader=None, policies=["DeepSeek-R1-Distill-Qwen-7B", "Qwen2.5-7B-Instruct"],
+                              prms=[], methods=["majority"], temperature=0.7, top_p=1.0, max_solution_tokens=8192))
+    r1 = C.policy_search(cfg, "DeepSeek-R1-Distill-Qwen-7B")
+    assert (r1.temperature, r1.top_p, r1.max_solution_tokens) == (0.6, 0.95, 32768)
+    assert r1.max_step_tokens == cfg.search.max_step_tokens
+    assert C.policy_search(cfg, "Qwen2.5-7B-Instruct") == cfg.search
+    assert C.policy_search(cfg, "scripted") == cfg.search  # not in the registry (a test double)
+    data = {d: make_problems(7) for d in cfg.datasets}
+    fps = {("policy", p): p for p in cfg.policies}
+    keys = {(u.policy, u.seed, u.chunk): u.key for u in C.plan(cfg, data, fps)}
+    # A grid already at R1's settings: the R1 units are the same work (same keys), the others are not.
+    at_r1 = C.parse_config(grid(tmp_path, loader=None, policies=cfg.policies, prms=[], methods=["majority"],
+                                temperature=0.6, top_p=0.95, max_solution_tokens=32768))
+    keys_r1 = {(u.policy, u.seed, u.chunk): u.key for u in C.plan(at_r1, data, fps)}
+    assert len(keys) == len(keys_r1) == 2 * 2 * 3
+    for k, key in keys.items():
+        assert (keys_r1[k] == key) == (k[0] == "DeepSeek-R1-Distill-Qwen-7B")
+
+
+def test_pass1_sample_set_is_disjoint_from_every_methods_candidates(tmp_path, calls, tests_on_path):
+    """The difficulty set (pass@1) shares no sample with any TTS method's candidates: the scripted
+    policy writes each step's seed into its text, so the seeds behind every row are visible."""
+    import re
+
+    from tts_utils import analysis
+
+    methods = ["cot", "majority", "best_of_n", "beam_search", "dvts", "pass1_samples"]
+    C.collect(grid(tmp_path, methods=methods), progress=False)
+    cands, _ = C.load_results(tmp_path / "out")
+    p1 = cands[cands.method == "pass1_samples"]
+    assert set(p1.prm) == {""} and set(p1.n) == {16} and set(p1.seed) == {C.PASS1_SEED}
+    assert p1.groupby("problem_id").size().eq(16).all() and p1.problem_id.nunique() == 7
+
+    def seeds(rows):
+        return {(pid, int(s)) for pid, steps in zip(rows.problem_id, rows.steps, strict=True)
+                for step in steps for s in re.findall(r" s(\d+)", step)}
+
+    mine, others = seeds(p1), seeds(cands[cands.method != "pass1_samples"])
+    assert len(mine) >= 7 * 16 and others
+    assert not mine & others
+    p1_texts = {(pid, "".join(s)) for pid, s in zip(p1.problem_id, p1.steps, strict=True)}
+    rest = cands[cands.method != "pass1_samples"]
+    assert not p1_texts & {(pid, "".join(s)) for pid, s in zip(rest.problem_id, rest.steps, strict=True)}
+    # pass@1 is read from this set, and voting never sees it
+    pass1 = analysis.pass1_by_problem(cands)
+    expect = p1.groupby("problem_id")["correct"].mean()
+    assert pass1.set_index("problem_id")["pass1"].to_dict() == expect.to_dict()
+    assert set(pass1["samples"]) == {16}
+    assert "pass1_samples" not in set(analysis.vote_accuracy(cands, rules=["prm_last_max"]).method)
+
+
+@pytest.mark.parametrize(("over", "message"), [({"pass1_samples": 8}, "at least 16"),
+                                               ({"pass1_seed": -1}, "'pass1_seed'")])
+def test_pass1_config_errors(tmp_path, over, message):
+    with pytest.raises(C.ConfigError, match=message):
+        C.parse_config(grid(tmp_path, **over))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -125,13 +126,68 @@ def test_works_off_the_main_thread():
     assert results == [True, True, False]
 
 
-def test_time_is_bounded_in_the_main_thread(monkeypatch):
-    # A power tower sympy tries to evaluate for ever; math-verify's timeout must cut it off.
-    monkeypatch.setattr(grading, "TIMEOUT_S", 1)
+def _warm_worker() -> None:
+    # Start the math-verify worker outside the timed part (its start imports sympy); past
+    # is_equivalent's cache, which would answer without a worker.
+    assert grading._math_verify_equal("\\frac{3}{9}", "\\dfrac{1}{3}")
+
+
+def _timed(fn, *args) -> tuple[object, float]:
     start = time.perf_counter()
-    assert not is_equivalent("9^{9^{9^{9}}}", "1")
-    elapsed = time.perf_counter() - start
+    result = fn(*args)
+    return result, time.perf_counter() - start
+
+
+def test_time_is_bounded_in_the_main_thread(monkeypatch):
+    # A power tower sympy tries to evaluate for ever; the worker's timeout must cut it off.
+    monkeypatch.setattr(grading, "TIMEOUT_S", 1)
+    _warm_worker()
+    result, elapsed = _timed(is_equivalent, "9^{9^{9^{9}}}", "1")
+    assert result is False
     assert elapsed < 4 * grading.TIMEOUT_S, elapsed
+
+
+def test_time_is_bounded_off_the_main_thread(monkeypatch):
+    # Off the main thread math-verify has no timeout of its own (signal.alarm); this tower took
+    # 118 s and 3.4 GB there before grading moved math-verify into a worker process.
+    monkeypatch.setattr(grading, "TIMEOUT_S", 1)
+    _warm_worker()
+    timed: list = []
+    worker = threading.Thread(target=lambda: timed.append(_timed(is_equivalent, "2^{2^{2^{2^{2^{2}}}}}", "1")))
+    worker.start()
+    worker.join(timeout=60)
+    assert timed and timed[0][0] is False
+    assert timed[0][1] < 4 * grading.TIMEOUT_S, timed
+    assert is_equivalent("\\sqrt{25}", "5")  # a fresh worker answers the next comparison
+
+
+def test_long_blank_runs_grade_in_linear_time(monkeypatch):
+    # Degenerate generations hold long runs of blanks; quadratic regexes took 9 s (40k) and over
+    # 90 s (200k) to extract, and 28 s to compare a \text{...} answer.
+    blanks = " " * 200_000
+    answer, elapsed = _timed(extract_answer, "Answer: a" + blanks + "b")
+    assert answer == "a" + blanks + "b"
+    assert elapsed < 1.0, elapsed
+    answer, elapsed = _timed(extract_answer, "The answer is 7" + blanks + "I hope it is correct.")
+    assert answer == "7"
+    assert elapsed < 1.0, elapsed
+    dressed, elapsed = _timed(grading._as_answer, "\\text{" + blanks + "x}")
+    assert dressed.startswith("\\text{") and elapsed < 1.0, elapsed
+    assert grading._as_answer("\\textbf{ ( 073 ) }") == "073"
+    # math-verify itself is slow on such an answer: the worker's timeout bounds it
+    monkeypatch.setattr(grading, "TIMEOUT_S", 1)
+    _warm_worker()
+    result, elapsed = _timed(is_equivalent, "\\text{" + " " * 40_000 + "x}", "1")
+    assert result is False
+    assert elapsed < 4 * grading.TIMEOUT_S, elapsed
+
+
+@pytest.mark.skipif(not Path("/proc/self/limits").exists(), reason="reads the limit from Linux's /proc")
+def test_worker_memory_is_limited():
+    _warm_worker()
+    limits = Path(f"/proc/{grading._WORKER.proc.pid}/limits").read_text()
+    line = next(x for x in limits.splitlines() if x.startswith("Max address space"))
+    assert line.split()[3] == str(grading.MEMORY_LIMIT_BYTES), line
 
 
 # --- the benchmark files ----------------------------------------------------------------------

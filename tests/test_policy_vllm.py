@@ -1,14 +1,17 @@
-"""VLLMPolicy: its output mapping everywhere; the in-process vLLM contract where vLLM is installed
-(the GPU environment; DESIGN section 10)."""
+"""VLLMPolicy: its output mapping and what it hands vLLM, everywhere (a test double of the
+``vllm`` module records every call); the in-process vLLM contract where vLLM and a GPU exist (the
+GPU environment)."""
 
 import importlib.util
-from types import SimpleNamespace
+import sys
+from types import ModuleType, SimpleNamespace
 
 import pytest
 from _tiny_lm import make_tokenizer
+from tokenizers import processors
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from tts_utils.policy import Generation, SamplingParams, VLLMPolicy, from_vllm_output
+from tts_utils.policy import Generation, SamplingParams, VLLMPolicy, from_vllm_output, load_policy
 
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
 
@@ -28,10 +31,101 @@ def test_output_mapping(o, expected):
     assert from_vllm_output(o, ("\n\n",)) == expected
 
 
-@pytest.mark.skipif(HAS_VLLM, reason="vLLM is installed")
-def test_missing_vllm_is_a_clear_error():
-    with pytest.raises(ImportError, match="GPU environment"):
+def test_missing_vllm_is_a_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "vllm", None)  # import vllm fails, installed or not
+    with pytest.raises(ImportError, match="GPU environment") as e:
         VLLMPolicy("some/model", "qwen2.5")
+    # It points to what exists: environment.yml (pyproject.toml has no GPU extra, see its comment).
+    assert "environment.yml" in str(e.value) and "[gpu]" not in str(e.value)
+
+
+# ---- a test double of the vllm module --------------------------------------------------------------
+
+class FakeVLLM(ModuleType):
+    """``vllm`` with ``LLM`` and ``SamplingParams`` that record what they are given. The fake LLM
+    answers each request with "<seed>:<prompt length>\\n\\n" (stop string kept, 3 tokens)."""
+
+    def __init__(self, tokenizer):
+        super().__init__("vllm")
+        fake = self
+        self.inits, self.params, self.calls = [], [], []
+
+        class SamplingParams:
+            def __init__(self, **kw):
+                self.kw = kw
+                fake.params.append(kw)
+
+        class LLM:
+            def __init__(self, **kw):
+                fake.inits.append(kw)
+
+            def get_tokenizer(self):
+                return tokenizer
+
+            def generate(self, inputs, sampling, use_tqdm=True):
+                fake.calls.append({"inputs": inputs, "sampling": sampling, "use_tqdm": use_tqdm})
+                return [SimpleNamespace(outputs=[SimpleNamespace(
+                    text=f"{sp.kw['seed']}:{len(x['prompt_token_ids'])}\n\n", token_ids=[1, 2, 3],
+                    finish_reason="stop", stop_reason="\n\n")]) for x, sp in zip(inputs, sampling, strict=True)]
+
+        self.LLM, self.SamplingParams = LLM, SamplingParams
+
+
+@pytest.fixture
+def fake_vllm(monkeypatch):
+    tok = make_tokenizer()
+    # Like Llama 3's tokenizer, encoding text adds a BOS unless told not to: the template writes its own.
+    bos = tok.bos_token
+    tok.backend_tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A", special_tokens=[(bos, tok.bos_token_id)])
+    assert tok("x")["input_ids"][0] == tok.bos_token_id
+    fake = FakeVLLM(tok)
+    monkeypatch.setitem(sys.modules, "vllm", fake)
+    return fake
+
+
+def test_llm_options_tensor_parallel_and_prefix_caching(fake_vllm):
+    VLLMPolicy("org/model", "llama3", tensor_parallel_size=4, dtype="bfloat16", gpu_memory_utilization=0.8)
+    assert fake_vllm.inits == [{"model": "org/model", "tensor_parallel_size": 4, "enable_prefix_caching": True,
+                                "dtype": "bfloat16", "gpu_memory_utilization": 0.8}]
+    VLLMPolicy("org/model", "llama3", enable_prefix_caching=False)  # the caller's choice wins
+    assert fake_vllm.inits[1] == {"model": "org/model", "tensor_parallel_size": 1, "enable_prefix_caching": False}
+    # load_policy hands vLLM the registry's hub id and the caller's options.
+    pol = load_policy("Llama-3.2-1B-Instruct", backend="vllm", tensor_parallel_size=2)
+    assert fake_vllm.inits[2]["model"] == "meta-llama/Llama-3.2-1B-Instruct"
+    assert fake_vllm.inits[2]["tensor_parallel_size"] == 2
+    assert (pol.name, pol.family) == ("Llama-3.2-1B-Instruct", "llama3")
+
+
+def test_generate_maps_seeds_stops_and_token_id_prompts(fake_vllm):
+    pol = VLLMPolicy("org/model", "llama3")
+    tok = pol.tokenizer
+    prompts = [pol.build_prompt("1+2?", []), pol.build_prompt("3*4?", ["3*4=12\n\n"]), pol.build_prompt("1+2?", [])]
+    params = SamplingParams(temperature=0.7, top_p=0.9, max_tokens=50, stop=("\n\n",))
+    gens = pol.generate(prompts, params, seeds=[7, 8, 9])
+    (call,) = fake_vllm.calls
+    assert call["use_tqdm"] is False
+    # One request per prompt, n = 1, its own seed; the stop string kept in the output.
+    assert fake_vllm.params == [{"n": 1, "seed": s, "temperature": 0.7, "top_p": 0.9, "max_tokens": 50,
+                                 "stop": ["\n\n"], "include_stop_str_in_output": True} for s in (7, 8, 9)]
+    # Token ids, not text (vLLM would tokenize text with a BOS): exactly the template's one BOS.
+    for x, p in zip(call["inputs"], prompts, strict=True):
+        ids = x["prompt_token_ids"]
+        assert set(x) == {"prompt_token_ids"}
+        assert ids == tok(p, add_special_tokens=False)["input_ids"]
+        assert ids[0] == tok.bos_token_id and ids.count(tok.bos_token_id) == 1
+        assert tok(p)["input_ids"][:2] == [tok.bos_token_id] * 2  # what text would have become
+    lengths = [len(x["prompt_token_ids"]) for x in call["inputs"]]
+    assert gens == [Generation(f"{s}:{n}\n\n", 3, "stop") for s, n in zip((7, 8, 9), lengths, strict=True)]
+
+
+def test_generate_without_stop_strings_and_empty_batches(fake_vllm):
+    pol = VLLMPolicy("org/model", "qwen2.5")
+    assert pol.generate([], SamplingParams(), []) == [] and fake_vllm.calls == []
+    pol.generate([pol.build_prompt("q", [])], SamplingParams(temperature=0, max_tokens=8, stop=None), seeds=[3])
+    assert fake_vllm.params[-1]["stop"] is None and fake_vllm.params[-1]["temperature"] == 0
+    with pytest.raises(ValueError):
+        pol.generate(["a", "b"], SamplingParams(), seeds=[1])  # one seed per prompt
 
 
 @pytest.fixture(scope="module")

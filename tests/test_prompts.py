@@ -9,7 +9,9 @@ from tts_utils.prompts import (
     LLAMA3_MATH_SYSTEM_PROMPT,
     QWEN_MATH_SYSTEM_PROMPT,
     SYSTEM_PROMPTS,
+    USER_INSTRUCTIONS,
     build_prompt,
+    chat_messages,
     split_steps,
 )
 
@@ -77,7 +79,8 @@ def test_system_prompts_are_the_papers():
     assert hashlib.sha256(p.encode()).hexdigest() == "fba6765edf2162ae50990853a7f310103b685c72d9b4434cccec28371f005dae"
     assert QWEN_MATH_SYSTEM_PROMPT == "Please reason step by step, and put your final answer within " + "\\" + "boxed{}."
     assert SYSTEM_PROMPTS["llama3"] == p
-    assert SYSTEM_PROMPTS["qwen2.5"] == SYSTEM_PROMPTS["deepseek-r1"] == QWEN_MATH_SYSTEM_PROMPT
+    assert SYSTEM_PROMPTS["qwen2.5"] == USER_INSTRUCTIONS["deepseek-r1"] == QWEN_MATH_SYSTEM_PROMPT
+    assert SYSTEM_PROMPTS["deepseek-r1"] is None
     assert SYSTEM_PROMPTS["tiny"] is None
 
 
@@ -121,8 +124,16 @@ def test_qwen_continuation_matches_continue_final_message(qwen_tok):
 
 
 def test_no_steps_is_the_generation_prompt(qwen_tok, llama_tok):
-    assert build_prompt(qwen_tok, QUESTION, [], "deepseek-r1").endswith(QUESTION + "<|im_end|>\n<|im_start|>assistant\n")
+    assert build_prompt(qwen_tok, QUESTION, [], "qwen2.5").endswith(QUESTION + "<|im_end|>\n<|im_start|>assistant\n")
     assert build_prompt(llama_tok, QUESTION, [], "llama3").endswith("<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n")
+
+
+def test_r1_distills_get_the_instruction_in_the_user_turn_and_no_system_turn():
+    # As the paper's build_query_str does for 'deepseek-r1' models (and DeepSeek's model card asks).
+    assert chat_messages(QUESTION, "deepseek-r1") == [
+        {"role": "user", "content": QUESTION + "\n" + QWEN_MATH_SYSTEM_PROMPT}]
+    assert chat_messages(QUESTION, "qwen2.5") == [{"role": "system", "content": QWEN_MATH_SYSTEM_PROMPT},
+                                                  {"role": "user", "content": QUESTION}]
 
 
 def test_tiny_family_has_no_system_turn(llama_tok):

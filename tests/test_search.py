@@ -122,12 +122,13 @@ def test_unknown_method_and_bad_search_config_are_named():
 # ------------------------------------------------------------------------------------- beam search
 
 @pytest.mark.parametrize("n,p_end", [(16, lambda d: 0.0), (16, lambda d: 0.15 * d), (8, lambda d: 0.3)])
-def test_beam_search_keeps_the_top_need_over_m_by_last_step_score_each_round(n, p_end):
-    """Replays the logged rounds: the beams expanded in round r+1 are the best ceil(need/M) live
-    children of round r (need = N - candidates so far), and exactly `need` children are sampled."""
+def test_kept_finished_paths_beam_search_keeps_the_top_need_over_m_live_children(n, p_end):
+    """finished_paths="kept": replays the logged rounds: every ended child is a candidate, the
+    beams expanded in round r+1 are the best ceil(need/M) live children of round r (need = N -
+    candidates so far), and exactly `need` children are sampled."""
     m = 4
     pol, prm = ScriptedPolicy(p_end=p_end), KnownPRM()
-    cfg = SearchConfig(max_depth=6)
+    cfg = SearchConfig(max_depth=6, finished_paths="kept")
     res = beam_search(pol, prm, PROBLEMS, n, seed=3, config=cfg)
     rounds = rounds_of(pol)
     assert len(pol.calls) == len(prm.calls) == len(rounds) <= cfg.max_depth  # one call per round, all problems
@@ -156,6 +157,61 @@ def test_beam_search_keeps_the_top_need_over_m_by_last_step_score_each_round(n, 
         assert need == 0
         assert len(per_problem(res)[p.id]) == n
     assert kept_rounds >= 1
+
+
+@pytest.mark.parametrize("n,p_end", [(16, lambda d: 0.15 * d), (8, lambda d: 0.3), (16, lambda d: 0.5)])
+def test_ranked_finished_paths_beam_search_ranks_ended_and_live_children_together(n, p_end):
+    """The default (the paper's code): replays the logged rounds. All children of a round are
+    ranked by last-step score; walking down, ended children become candidates and live ones
+    beams until the beams (M children each) cover the remaining need; the rest are dropped."""
+    m = 4
+    pol, prm = ScriptedPolicy(p_end=p_end), KnownPRM()
+    cfg = SearchConfig(max_depth=6)
+    assert cfg.finished_paths == "ranked"
+    res = beam_search(pol, prm, PROBLEMS, n, seed=3, config=cfg)
+    rounds = rounds_of(pol)
+    dropped_ended = 0
+    for p in PROBLEMS:
+        need, done = n, []
+        for r, by_q in enumerate(rounds):
+            children = [(prefix + text, text) for prefix, text in by_q.get(p.problem, [])]
+            assert len(children) == need, (p.id, r)
+            depth_limit = r + 1 == cfg.max_depth
+            beams = []
+            ranked = sorted(children, key=lambda c: -step_value(c[1]))
+            for i, (path, text) in enumerate(ranked):
+                if need <= len(beams) * m:
+                    dropped_ended += sum(ends(t) for _, t in ranked[i:])
+                    break
+                if ends(text) or depth_limit:
+                    done.append(path)
+                    need -= 1
+                else:
+                    beams.append(path)
+            if need == 0:
+                assert all(p.problem not in later for later in rounds[r + 1:])
+                break
+            nxt = [prefix for prefix, _ in rounds[r + 1][p.problem]]
+            assert sorted(set(nxt)) == sorted(beams), (p.id, r)
+            assert [nxt.count(e) for e in beams] == [m] * (len(beams) - 1) + [need - m * (len(beams) - 1)]
+        assert need == 0
+        got = per_problem(res)[p.id]
+        assert len(got) == n
+        assert sorted("".join(c.steps) for c in got) == sorted(done)
+    assert dropped_ended > 0  # the rule was exercised: some finished path ranked below the cut
+
+
+def test_the_two_finished_path_rules_differ_and_the_option_is_checked():
+    a = beam_search(ScriptedPolicy(p_end=lambda d: 0.3), KnownPRM(), PROBLEMS, 16, seed=3)
+    b = beam_search(ScriptedPolicy(p_end=lambda d: 0.3), KnownPRM(), PROBLEMS, 16, seed=3,
+                    config=SearchConfig(finished_paths="kept"))
+    texts = lambda r: sorted("".join(c.steps) for c in r.candidates)  # noqa: E731
+    assert texts(a) != texts(b)
+    # ranked keeps only finished paths that made the cut: their mean last-step score is higher
+    mean_last = lambda r: sum(c.rewards[-1] for c in r.candidates) / len(r.candidates)  # noqa: E731
+    assert mean_last(a) > mean_last(b)
+    with pytest.raises(ValueError, match="finished_paths"):
+        SearchConfig(finished_paths="drop")
 
 
 def test_beam_search_reaching_max_depth_ends_every_path():
@@ -345,3 +401,21 @@ def test_real_beam_search_does_not_depend_on_batch_and_dvts_subsamples(tiny_mode
     big = dvts(policy, prm, problems[:1], 8, seed=1, config=TINY_CFG)
     small = dvts(policy, prm, problems[:1], 4, seed=1, config=TINY_CFG)
     assert [c.steps for c in derive(big, 4).candidates] == [c.steps for c in small.candidates]
+
+
+@pytest.mark.parametrize("method", ["cot", "best_of_n", "beam_search"])
+def test_a_prompt_too_long_for_the_model_names_its_problem(method):
+    # A 6,000-character problem used to fail naming its position in the batch ("prompt 5").
+    from _tiny_lm import make_model, make_tokenizer
+
+    from tts_utils.policy import PromptError, TransformersPolicy
+    from tts_utils.search import run_method
+    from tts_utils.search.common import SearchConfig
+
+    tok = make_tokenizer()
+    policy = TransformersPolicy(make_model(tok, max_positions=256), tok, "tiny", name="tiny-test")
+    problems = make_problems(3)
+    problems[1] = type(problems[1])(id="the-long-one", problem="x" * 6000, answer="1", level=1)
+    cfg = SearchConfig(max_step_tokens=4, max_solution_tokens=8, max_depth=2)
+    with pytest.raises(PromptError, match=r"problem 'the-long-one': prompt \d+ has \d+ tokens; tiny-test allows"):
+        run_method(method, policy, KnownPRM(), problems, 1 if method == "cot" else 4, 0, cfg)

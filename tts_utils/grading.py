@@ -9,45 +9,52 @@
 None of them raises, whatever the input: a grader that raises in the middle of a grid of
 thousands of samples loses more than it protects.
 
-Time bound: math-verify bounds its own time with ``signal.alarm``, which only works in the main
-thread of the main interpreter (it raises elsewhere). In the main thread we use that timeout;
-in any other thread we switch it off. Time is then unbounded: ordinary answers take
-milliseconds, but a pathological one (a power tower like 9^{9^{9^{9}}}) can make sympy run for
-ever. Callers that grade off the main thread and need a bound should use a process pool.
+Time and memory bound, on every thread: the regular expressions here run in time linear in
+the text (a degenerate generation can hold runs of 100,000 spaces), and math-verify runs in a
+worker process (``_grading_worker.py``) that the grader kills when one comparison takes over
+``TIMEOUT_S`` seconds and that cannot allocate over ``MEMORY_LIMIT_BYTES``. A killed or dead
+worker makes that comparison False and is restarted on the next one. (math-verify's own
+timeout is ``signal.alarm``: main thread only, and it cannot interrupt sympy's C code, where a
+power tower like ``2^{2^{2^{2^{2^{2}}}}}`` spends minutes and gigabytes.)
 """
 
 from __future__ import annotations
 
-import logging
+import atexit
+import json
 import re
+import select
+import subprocess
+import sys
 import threading
 from fractions import Fraction
 from functools import lru_cache
 from numbers import Number
+from pathlib import Path
 
-from math_verify import parse, verify
-from math_verify.errors import TimeoutException
-
-# Seconds math-verify may spend on one parse or one comparison (signal.alarm: whole seconds).
+# Seconds one math-verify comparison (both parses and the check) may take, in whole seconds
+# (the worker also passes it to math-verify's signal.alarm timeout).
 TIMEOUT_S = 5
-
-# math-verify logs a warning on every timeout and, once, when its timeout is switched off; both
-# are expected here (see the module docstring), so keep them out of notebooks and test output.
-logging.getLogger("math_verify").setLevel(logging.ERROR)
+# Address space of the math-verify worker; python + sympy need about 0.3 GB of it.
+MEMORY_LIMIT_BYTES = 2 << 30
+# Seconds the worker may take to start (importing sympy on a loaded machine).
+STARTUP_TIMEOUT_S = 120
 
 _BOX_COMMANDS = ("\\boxed", "\\fbox", "\\framebox")
 _BOX_RE = re.compile(r"\\(?:boxed|fbox|framebox)(?![A-Za-z])")
 
 # "The final answer is $x$", "the answer is: x", "Answer: x"; used only when nothing is boxed.
 _PHRASE_RE = re.compile(r"\b(?:final\s+answer|answer)\s*(?:is\s*:?|:)\s*(?P<ans>[^\n]+)", re.IGNORECASE)
-_HOPE_RE = re.compile(r"\s*I hope it is correct\.?\s*$", re.IGNORECASE)
+_HOPE = "i hope it is correct"
 
 # A plain integer or decimal, e.g. "-12", "3.50", ".5" (no exponent, no thousands separator).
 _NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)"
 _NUMBER_RE = re.compile(_NUMBER)
 # A number dressed as text, as AoPS writes AIME answers: \textbf{(073)}. math-verify reads the
 # inside of \text{} as a symbol name when it has a leading zero, so "073" would not equal 73.
-_TEXT_NUMBER_RE = re.compile(rf"\\(?:text|textbf|mathbf|mathrm)\{{\s*\(?\s*({_NUMBER})\s*\)?\s*\}}")
+# Each optional parenthesis takes the blanks after it, so no two \s* are adjacent: adjacent ones
+# backtrack quadratically on a long run of blanks.
+_TEXT_NUMBER_RE = re.compile(rf"\\(?:text|textbf|mathbf|mathrm)\{{\s*(?:\(\s*)?({_NUMBER})\s*(?:\)\s*)?\}}")
 
 
 def _braced(text: str, start: int) -> tuple[str, int] | None:
@@ -92,8 +99,18 @@ def _last_box(text: str) -> str | None:
     return token or None
 
 
+def _drop_hope(ans: str) -> str:
+    """"x. I hope it is correct." -> "x." (string methods: a regex anchored at the end with a
+    leading \\s* retries from every blank of a long run, quadratic time)."""
+    ans = ans.strip()
+    body = ans[:-1] if ans.endswith(".") else ans
+    if body.lower().endswith(_HOPE):
+        return body[: len(body) - len(_HOPE)].strip()
+    return ans
+
+
 def _clean_phrase(ans: str) -> str | None:
-    ans = _HOPE_RE.sub("", ans.strip())
+    ans = _drop_hope(ans)
     for open_, close in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
         if ans.startswith(open_):
             end = ans.find(close, len(open_))
@@ -144,26 +161,61 @@ def _as_answer(x: object) -> str | None:
     return s or None
 
 
-def _timeout() -> int | None:
-    # math-verify's signal-based timeout raises outside the main thread; None switches it off.
-    return TIMEOUT_S if threading.current_thread() is threading.main_thread() else None
+class _Worker:
+    """One math-verify worker process, shared by the threads of this process (one request at a
+    time); restarted after a timeout or a crash."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.proc: subprocess.Popen | None = None
+
+    def _start(self) -> None:
+        script = Path(__file__).with_name("_grading_worker.py")
+        self.proc = subprocess.Popen([sys.executable, str(script), str(MEMORY_LIMIT_BYTES)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)
+        if self._read_line(STARTUP_TIMEOUT_S) != "ready":
+            self.stop()
+            raise RuntimeError("the math-verify worker did not start")
+
+    def _read_line(self, timeout: float) -> str | None:
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        return self.proc.stdout.readline().strip() if ready else None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            for f in (self.proc.stdin, self.proc.stdout):
+                f.close()
+            self.proc = None
+
+    def equal(self, pred: str, gold: str) -> bool:
+        with self.lock:
+            if self.proc is None or self.proc.poll() is not None:
+                self.stop()
+                self._start()
+            try:
+                self.proc.stdin.write(json.dumps([pred, gold, TIMEOUT_S]) + "\n")
+                self.proc.stdin.flush()
+                answer = self._read_line(TIMEOUT_S)
+            except OSError:  # the worker died (e.g. out of its memory limit)
+                answer = None
+            if answer not in ("0", "1"):  # late or dead: kill it, a fresh one takes the next call
+                self.stop()
+                return False
+            return answer == "1"
 
 
-@lru_cache(maxsize=65536)
-def _parse(answer: str) -> tuple:
-    # Wrapped in \boxed so math-verify's LaTeX extraction takes the whole string as one answer
-    # (MATH answers are LaTeX without $); its plain-expression extraction still runs as well.
-    return tuple(parse(f"\\boxed{{{answer}}}", parsing_timeout=_timeout()))
+_WORKER = _Worker()
+atexit.register(_WORKER.stop)
 
 
 def _math_verify_equal(pred: str, gold: str) -> bool:
-    """math-verify's verdict on two answer strings (no shortcuts); False on any failure."""
+    """math-verify's verdict on two answer strings (no shortcuts); False on any failure, and
+    after ``TIMEOUT_S`` seconds."""
     try:
-        gold_parsed, pred_parsed = _parse(gold), _parse(pred)
-        if not gold_parsed or not pred_parsed:
-            return False
-        return bool(verify(list(gold_parsed), list(pred_parsed), timeout_seconds=_timeout()))
-    except (Exception, TimeoutException):  # TimeoutException is a BaseException
+        return _WORKER.equal(pred, gold)
+    except Exception:
         return False
 
 
@@ -191,7 +243,7 @@ def is_equivalent(pred: object, gold: object) -> bool:
         return False
     try:
         return _equivalent(p, g)
-    except (Exception, TimeoutException):
+    except Exception:
         return False
 
 

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from tts_utils.data import DATA_DIR
+from tts_utils.paths import DATA_DIR, REPO_ROOT
 
 TINY_MANIFEST = DATA_DIR / "tinyworld" / "models.json"
 # tokenizer_config classes that mean "exactly the tokenizer.json beside me"
@@ -33,6 +33,9 @@ class ModelSpec:
     train_tokens: float | None     # pre-training tokens (FLOPs); None where unknown
     prm_format: str | None = None  # PRM_FORMATS, for kind == "prm"
     world: str = "paper"           # "paper", "tiny" (the manifest) or "local" (a directory given by path)
+    # Sampling this policy is run with instead of the grid's (SearchConfig field -> value), as
+    # (field, value) pairs so that the spec stays hashable; empty: the grid's settings.
+    sampling: tuple[tuple[str, float], ...] = ()
 
     @property
     def is_local(self) -> bool:
@@ -40,7 +43,7 @@ class ModelSpec:
 
     def local_path(self) -> Path:
         p = Path(self.source)
-        return p if p.is_absolute() else DATA_DIR.parent / p
+        return p if p.is_absolute() else REPO_ROOT / p
 
 
 # Base families of the paper's PRMs (informational: a PRM's input format is ``prm_format``).
@@ -97,9 +100,15 @@ _PAPER_TABLE: dict[str, tuple] = {
     "Qwen2.5-Math-PRM-72B": ("prm", "Qwen/Qwen2.5-Math-PRM-72B", "qwen2.5", 71.5e9, _QWEN25_MATH_TOKENS, "qwen-prm"),
 }
 
+# The paper's code samples the R1 distills at T = 0.6, top-p 0.95, up to 32768 new tokens
+# (evaluate.py: "if 'deepseek-r1' in args.LM[0].lower()"), DeepSeek's recommended settings; the
+# other policies at the grid's T = 0.7, top-p 1.0. (Its CoT for them samples at T = 0.6 as well;
+# our CoT stays greedy for every policy.)
+R1_SAMPLING = (("temperature", 0.6), ("top_p", 0.95), ("max_solution_tokens", 32768))
+
 PAPER_MODELS: dict[str, ModelSpec] = {
     name: ModelSpec(name=name, kind=kind, source=hub, family=family, params=params, train_tokens=tokens,
-                    prm_format=fmt, world="paper")
+                    prm_format=fmt, world="paper", sampling=R1_SAMPLING if family == "deepseek-r1" else ())
     for name, (kind, hub, family, params, tokens, fmt) in _PAPER_TABLE.items()
 }
 
@@ -153,7 +162,7 @@ def get_model(name: str, *, kind: str | None = None, family: str | None = None,
                    f"{', '.join(known)}")
 
 
-__all__ = ["ModelSpec", "PAPER_MODELS", "PRM_BASE_FAMILIES", "PRM_FORMATS", "PROMPT_FAMILIES", "get_model", "registry",
+__all__ = ["ModelSpec", "PAPER_MODELS", "R1_SAMPLING", "PRM_BASE_FAMILIES", "PRM_FORMATS", "PROMPT_FAMILIES", "get_model", "registry",
            "replace"]
 
 

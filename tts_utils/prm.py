@@ -6,7 +6,8 @@ inference code (sources named in each class):
 * ``MathShepherdPRM``  question + " " + steps joined by " ки\\n"; P(+) of softmax(+, -) at each ки.
 * ``RLHFlowPRM``       Llama-3.1 chat, one user turn per step, assistant "+"; P(+) at the position
                        that predicts each assistant "+".
-* ``SkyworkPRM``       BOS + question + "\\n", each step + "\\n"; sigmoid(value head) at each "\\n".
+* ``SkyworkPRM``       BOS (<|im_start|> for Qwen) + question + "\\n", each step + "\\n"; sigmoid(value
+                       head) at each "\\n".
 * ``QwenPRM``          Qwen chat, assistant = steps each followed by <extra_0>; P(class 1) there.
 
 Every class exposes ``encode(question, steps) -> (input_ids, read_positions)``, the exact input
@@ -36,6 +37,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import torch
+
+from tts_utils.prompts import QWEN_MATH_SYSTEM_PROMPT
 
 
 @dataclass(frozen=True)
@@ -442,26 +445,37 @@ class RLHFlowPRM(_PlusMinusPRM):
 class SkyworkPRM(TransformersPRM):
     """Skywork/Skywork-o1-Open-PRM-Qwen-2.5-{1.5B,7B} (Qwen2 + value head, ``value_head.py``).
 
-    Input, as in Skywork's ``prepare_input`` (skywork-o1-prm-inference, copied in OpenR) and the
-    paper's ``_skywork_infer_fn``: ``encode(bos_token + question + "\\n")``, then for each step its
-    own encoding followed by the id of "\\n" (the last token of encode("\\n")). Steps are
-    tokenized one by one, as in both real scripts, so the "\\n" positions are exact. Inner newlines
-    of a step become spaces (Skywork splits steps on "\\n"), and steps are stripped (paper code).
-    The reward is sigmoid(value head) at each step's "\\n".
+    Input, as in Skywork's ``prepare_input`` (skywork-o1-prm-inference, model_utils/io_utils.py,
+    copied in OpenR) and the paper's ``_skywork_infer_fn``: ``encode(bos_token + question + "\\n")``,
+    then for each step its own encoding followed by the id of "\\n" (the last token of
+    encode("\\n")). Steps are tokenized one by one, as in both real scripts, so the "\\n" positions
+    are exact. Inner newlines of a step become spaces (Skywork splits steps on "\\n"), and steps
+    are stripped (paper code). The reward is sigmoid(value head) at each step's "\\n".
+
+    The BOS: Skywork's code prepends ``tokenizer.bos_token`` as text. Qwen2.5's own tokenizer has
+    none (bos_token null), but the one Skywork ships with its PRMs declares ``"bos_token":
+    "<|im_start|>"`` (special_tokens_map.json of Skywork-o1-Open-PRM-Qwen-2.5-1.5B/7B on the hub),
+    so every real input starts with <|im_start|> (id 151644). A tokenizer without a bos_token
+    (plain Qwen2.5) gets that same token here, if it is one of its tokens.
     """
 
     prm_format = "skywork"
     STEP_TAG = "\n"
+    QWEN_BOS = "<|im_start|>"  # the bos_token of Skywork's shipped tokenizer (see above)
 
     def __init__(self, model, tokenizer, **kw):
         super().__init__(model, tokenizer, **kw)
-        if tokenizer.bos_token is None:
-            raise ValueError("skywork PRM: the tokenizer has no bos_token; the format starts with it")
+        self.bos = tokenizer.bos_token
+        if self.bos is None:
+            if tokenizer.convert_tokens_to_ids(self.QWEN_BOS) in (None, tokenizer.unk_token_id):
+                raise ValueError(f"skywork PRM: the tokenizer has no bos_token and no {self.QWEN_BOS} token; "
+                                 "the format starts with one")
+            self.bos = self.QWEN_BOS
         self.step_tag_id = _token_id(tokenizer, self.STEP_TAG, self.prm_format)
 
     def encode(self, question, steps):
         enc = self.tokenizer.encode
-        ids = enc(self.tokenizer.bos_token + question + self.STEP_TAG, add_special_tokens=False)
+        ids = enc(self.bos + question + self.STEP_TAG, add_special_tokens=False)
         positions = []
         for step in steps:
             ids = ids + enc(_clean(step).replace("\n", " "), add_special_tokens=False) + [self.step_tag_id]
@@ -498,7 +512,7 @@ class QwenPRM(TransformersPRM):
 
     prm_format = "qwen-prm"
     STEP_TOKEN = "<extra_0>"
-    SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
+    SYSTEM = QWEN_MATH_SYSTEM_PROMPT
 
     def __init__(self, model, tokenizer, **kw):
         super().__init__(model, tokenizer, **kw)
@@ -555,8 +569,13 @@ def load_prm(name_or_spec, device: str = "cpu", dtype: torch.dtype | None = None
              prm_format: str | None = None, batch_size: int = 8) -> TransformersPRM:
     """A PRM from the registry: a name, a ``ModelSpec``, or a local directory with ``prm_format=``.
 
-    The class follows the spec's ``prm_format``. ``dtype`` defaults to float32 on CPU and bfloat16
-    elsewhere. ``device="auto"`` spreads the model over the visible GPUs (``device_map="auto"``;
+    The class follows the spec's ``prm_format``. ``dtype`` defaults to float64 on CPU and bfloat16
+    elsewhere. Why float64 on CPU: in float32 a reward changed by up to 6e-7 with the batch it
+    was padded into and with the thread count, so the same cached work unit scored differently
+    on a resume or another machine, and a near-tie under PRM-Max moved a committed figure. In
+    float64 those differences stay far below float32's resolution, and the rewards are returned
+    rounded to float32: the same bits for any batch and thread count (tests/test_prm.py checks
+    it). It costs 1.3-1.8x the float32 scoring time on the tiny world's PRMs. ``device="auto"`` spreads the model over the visible GPUs (``device_map="auto"``;
     Qwen2.5-Math-PRM-72B in bf16 does not fit one 141 GB GPU).
     """
     from tts_utils.models import ModelSpec, get_model, load_tokenizer
@@ -572,7 +591,7 @@ def load_prm(name_or_spec, device: str = "cpu", dtype: torch.dtype | None = None
     cls = PRM_CLASSES[spec.prm_format]
     source = str(spec.local_path()) if spec.is_local else spec.source
     if dtype is None:
-        dtype = torch.float32 if str(device) == "cpu" else torch.bfloat16
+        dtype = torch.float64 if str(device) == "cpu" else torch.bfloat16
     kwargs = {"dtype": dtype}
     if device == "auto":
         kwargs["device_map"] = "auto"

@@ -1,8 +1,11 @@
 """Policy prompts: system prompts per family, step splitting, and chat-template continuation.
 
-The system prompts are the ones the paper's code uses (compute-optimal-tts, ``cot_prompt_dict`` in
+The instructions are the ones the paper's code uses (compute-optimal-tts, ``cot_prompt_dict`` in
 src/reason/evaluation/evaluate.py, borrowed from OpenR): Meta's official math prompt for Llama-3.x,
-and the Qwen2.5-Math prompt for Qwen2.5 and the DeepSeek-R1 distills.
+and the Qwen2.5-Math prompt for Qwen2.5 and the DeepSeek-R1 distills. Llama and Qwen get theirs as a
+system turn; the R1 distills get no system turn and the instruction appended to the user turn,
+``question + "\n" + instruction`` (``build_query_str`` in the paper's src/envs/base_env.py, as
+DeepSeek's model card asks: "all instructions should be contained within the user prompt").
 
 A partial solution is continued by rendering the chat up to the assistant's turn (the generation
 prompt) and appending the steps verbatim. This is exactly the context in which the model produced
@@ -40,9 +43,12 @@ QWEN_MATH_SYSTEM_PROMPT = "Please reason step by step, and put your final answer
 SYSTEM_PROMPTS: dict[str, str | None] = {
     "llama3": LLAMA3_MATH_SYSTEM_PROMPT,
     "qwen2.5": QWEN_MATH_SYSTEM_PROMPT,
-    # The paper's code gives the R1 distills the Qwen prompt as well ('deepseek-r1' key).
-    "deepseek-r1": QWEN_MATH_SYSTEM_PROMPT,
+    "deepseek-r1": None,  # its instruction goes in the user turn (USER_INSTRUCTIONS)
     "tiny": None,
+}
+# Families whose instruction follows the question in the user turn, after a newline.
+USER_INSTRUCTIONS: dict[str, str] = {
+    "deepseek-r1": QWEN_MATH_SYSTEM_PROMPT,  # the paper's cot_prompt_dict['deepseek-r1']
 }
 
 
@@ -69,10 +75,12 @@ def split_steps(text: str, sep: str = STEP_SEPARATOR) -> list[str]:
 
 
 def chat_messages(question: str, family: str) -> list[dict[str, str]]:
-    """The conversation before the assistant's answer: system prompt (if the family has one) + user."""
+    """The conversation before the assistant's answer: system prompt (if the family has one) + user
+    (the question, followed by the family's instruction where it goes there)."""
     sys_prompt = system_prompt(family)
     messages = [] if sys_prompt is None else [{"role": "system", "content": sys_prompt}]
-    messages.append({"role": "user", "content": question})
+    instruction = USER_INSTRUCTIONS.get(family)
+    messages.append({"role": "user", "content": question if instruction is None else f"{question}\n{instruction}"})
     return messages
 
 
@@ -91,5 +99,5 @@ def build_prompt(tokenizer, question: str, steps: list[str], family: str) -> str
     return head + "".join(steps)
 
 
-__all__ = ["STEP_SEPARATOR", "LLAMA3_MATH_SYSTEM_PROMPT", "QWEN_MATH_SYSTEM_PROMPT", "SYSTEM_PROMPTS", "build_prompt",
-           "chat_messages", "split_steps", "system_prompt"]
+__all__ = ["STEP_SEPARATOR", "LLAMA3_MATH_SYSTEM_PROMPT", "QWEN_MATH_SYSTEM_PROMPT", "SYSTEM_PROMPTS", "USER_INSTRUCTIONS",
+           "build_prompt", "chat_messages", "split_steps", "system_prompt"]

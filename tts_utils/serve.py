@@ -6,13 +6,17 @@ serves ``POST /v1/completions`` and ``GET /v1/models`` like vLLM does, for the s
 uses: text prompts (a string or a list), ``n=1``, ``seed``, ``temperature``, ``top_p``,
 ``max_tokens``, ``stop``, and vLLM's ``include_stop_str_in_output`` and ``stop_reason``. It lets
 ``OpenAIPolicy`` run against the tiny world (and is what its tests talk to). Requests are served
-one at a time; each is generated as one batch.
+one at a time; each is generated as one batch. Parallel clients wait in the listen queue
+(``CompletionServer.request_queue_size`` connections) and then for the model, rather than being
+reset. A body over ``max_body`` bytes is refused from its Content-Length, before it is read, and
+a bad field is a 400 that names it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import threading
 import time
@@ -21,7 +25,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from tts_utils.policy import Policy, SamplingParams
 
-MAX_BODY = 64 * 2**20
+# 1 MiB: a quarter of a million tokens of prompt, past any context served here. Reading and
+# tokenizing a 12 MB prompt took 23 s and 2.8 GB before the model refused it.
+MAX_BODY = 2**20
 
 
 class BadRequest(Exception):
@@ -32,12 +38,17 @@ class BadRequest(Exception):
 
 class CompletionServer(ThreadingHTTPServer):
     daemon_threads = True
+    # The listen backlog (socketserver's default is 5): with 20 parallel clients a few
+    # connections were reset, with 100 about half. Accepted ones wait for the model's lock.
+    request_queue_size = 1024
 
-    def __init__(self, address, policy: Policy, model_name: str | None = None, handler=None, verbose=False):
+    def __init__(self, address, policy: Policy, model_name: str | None = None, handler=None, verbose=False,
+                 max_body: int = MAX_BODY):
         super().__init__(address, handler or CompletionHandler)
         self.policy = policy
         self.model_name = model_name or policy.name
         self.verbose = verbose
+        self.max_body = max_body
         self.lock = threading.Lock()  # one generation at a time: the model is not shared between threads
 
     @property
@@ -62,7 +73,8 @@ class CompletionHandler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def send_error_json(self, code: int, message: str) -> None:
-        kind = {400: "BadRequestError", 404: "NotFoundError"}.get(code, "InternalServerError")
+        kind = {400: "BadRequestError", 404: "NotFoundError", 411: "LengthRequiredError",
+                413: "PayloadTooLargeError"}.get(code, "InternalServerError")
         self.send_json(code, {"error": {"message": message, "type": kind, "code": code}})
 
     def do_GET(self):
@@ -78,18 +90,44 @@ class CompletionHandler(BaseHTTPRequestHandler):
             self.send_error_json(404, f"no route {self.path}")
             return
         try:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY:
-                raise BadRequest(f"request body over {MAX_BODY} bytes")
-            try:
-                req = json.loads(self.rfile.read(length))
-            except ValueError as e:
-                raise BadRequest(f"invalid JSON: {e}") from None
+            req = self.read_body()
             self.send_json(200, self.complete(req))
         except BadRequest as e:
+            self.close_connection = True  # an unread body must not be taken for the next request
             self.send_error_json(e.code, str(e))
         except Exception as e:  # report, keep serving
             self.send_error_json(500, f"{type(e).__name__}: {e}")
+
+    def discard(self, length: int) -> None:
+        """Read and drop up to 64 MiB of a refused body in small pieces (bounded memory): a
+        client still sending when the socket closes would see a reset instead of the 413."""
+        left = min(length, 64 * 2**20)
+        self.connection.settimeout(1.0)  # a declared body that never comes holds nothing for long
+        try:
+            while left > 0:
+                piece = self.rfile.read(min(left, 2**16))
+                if not piece:
+                    break
+                left -= len(piece)
+        except OSError:  # timed out or closed: answer anyway
+            pass
+
+    def read_body(self) -> object:
+        raw = self.headers.get("Content-Length")
+        try:
+            length = int(raw)
+        except (TypeError, ValueError):
+            raise BadRequest(f"a Content-Length header is required (got {raw!r})", code=411) from None
+        if length < 0:
+            raise BadRequest(f"Content-Length must be >= 0, got {length}")
+        if length > self.server.max_body:
+            self.discard(length)
+            raise BadRequest(f"request body of {length} bytes is over this server's limit of "
+                             f"{self.server.max_body} bytes", code=413)
+        try:
+            return json.loads(self.rfile.read(length))
+        except ValueError as e:
+            raise BadRequest(f"invalid JSON: {e}") from None
 
     def complete(self, req: dict) -> dict:
         if not isinstance(req, dict):
@@ -106,15 +144,17 @@ class CompletionHandler(BaseHTTPRequestHandler):
         if req.get("stream") or req.get("echo") or req.get("logprobs"):
             raise BadRequest("stream, echo and logprobs are not supported")
         stop = req.get("stop")
-        stop = (stop,) if isinstance(stop, str) else tuple(stop or ())
+        stop = (stop,) if isinstance(stop, str) else stop or ()
+        if not isinstance(stop, list | tuple) or not all(isinstance(s, str) and s for s in stop):
+            raise BadRequest(f"'stop' must be a non-empty string or a list of them, got {req.get('stop')!r}")
+        params = SamplingParams(temperature=_number(req, "temperature", 1.0), top_p=_number(req, "top_p", 1.0),
+                                max_tokens=_integer(req, "max_tokens", 16), stop=tuple(stop))
         try:
-            params = SamplingParams(temperature=float(req.get("temperature", 1.0)), top_p=float(req.get("top_p", 1.0)),
-                                    max_tokens=int(req.get("max_tokens", 16)), stop=stop)
             params.validate()
         except (TypeError, ValueError) as e:
             raise BadRequest(str(e)) from None
-        seed = req.get("seed")
-        seed = random.getrandbits(63) if seed is None else int(seed)
+        seed = _integer(req, "seed", None)
+        seed = random.getrandbits(63) if seed is None else seed
         keep_stop = bool(req.get("include_stop_str_in_output", False))
         with self.server.lock:
             try:
@@ -142,11 +182,27 @@ class CompletionHandler(BaseHTTPRequestHandler):
                           "total_tokens": prompt_tokens + completion_tokens}}
 
 
+def _number(req: dict, name: str, default: float) -> float:
+    """A finite JSON number field (JSON's NaN and Infinity literals are refused)."""
+    v = req.get(name, default)
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        raise BadRequest(f"{name!r} must be a finite number, got {v!r}")
+    return float(v)
+
+
+def _integer(req: dict, name: str, default: int | None) -> int | None:
+    v = req.get(name, default)
+    if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+        raise BadRequest(f"{name!r} must be an integer, got {v!r}")
+    return v
+
+
 def make_server(policy: Policy, host: str = "127.0.0.1", port: int = 0, model_name: str | None = None,
-                handler=None, verbose: bool = False) -> CompletionServer:
+                handler=None, verbose: bool = False, max_body: int = MAX_BODY) -> CompletionServer:
     """A server bound to (host, port) (port 0: a free one; see ``server.base_url``). Run it with
     ``serve_forever()``, in a thread if needed; ``shutdown()`` stops it."""
-    return CompletionServer((host, port), policy, model_name=model_name, handler=handler, verbose=verbose)
+    return CompletionServer((host, port), policy, model_name=model_name, handler=handler, verbose=verbose,
+                            max_body=max_body)
 
 
 def main(argv=None) -> None:
@@ -160,9 +216,11 @@ def main(argv=None) -> None:
     ap.add_argument("--served-model-name", help="the name clients send (default: the model argument)")
     ap.add_argument("--device")
     ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--max-body", type=int, default=MAX_BODY, help="largest request body in bytes")
     args = ap.parse_args(argv)
     policy = load_policy(args.model, family=args.family, device=args.device, batch_size=args.batch_size)
-    server = make_server(policy, args.host, args.port, model_name=args.served_model_name or args.model, verbose=True)
+    server = make_server(policy, args.host, args.port, model_name=args.served_model_name or args.model, verbose=True,
+                         max_body=args.max_body)
     print(f"serving {args.model} at {server.base_url}", flush=True)
     try:
         server.serve_forever()

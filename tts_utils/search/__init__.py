@@ -21,8 +21,10 @@ from tts_utils.search.common import (
 from tts_utils.search.cot import cot
 from tts_utils.search.dvts import dvts
 from tts_utils.search.majority import majority
+from tts_utils.search.pass1_samples import pass1_samples
 
-USES_PRM = {"cot": False, "majority": False, "best_of_n": True, "beam_search": True, "dvts": True}
+USES_PRM = {"cot": False, "majority": False, "best_of_n": True, "beam_search": True, "dvts": True,
+            "pass1_samples": False}
 # Methods whose run at N_max contains the runs at every smaller N (group size per method).
 SUBSAMPLABLE = ("best_of_n", "majority", "dvts")
 
@@ -49,6 +51,8 @@ def run_method(method: str, policy, prm, problems, n: int, seed: int = 0,
         return cot(policy, problems, seed, cfg)
     if method == "majority":
         return majority(policy, problems, n, seed, cfg)
+    if method == "pass1_samples":
+        return pass1_samples(policy, problems, n, seed, cfg)
     if prm is None:
         raise ValueError(f"{method} needs a PRM")
     fn = {"best_of_n": best_of_n, "beam_search": beam_search, "dvts": dvts}[method]
@@ -82,5 +86,5 @@ def derive(result: SearchResult, n: int, config: SearchConfig | None = None) -> 
 __all__ = [
     "METHODS", "SUBSAMPLABLE", "USES_PRM", "Candidate", "ProblemRun", "SearchConfig", "SearchResult",
     "beam_search", "best_of_n", "check_budget", "cot", "derive", "derive_seed", "dvts", "group_size",
-    "majority", "run_budgets", "run_method", "subsample", "validate_budget",
+    "majority", "pass1_samples", "run_budgets", "run_method", "subsample", "validate_budget",
 ]

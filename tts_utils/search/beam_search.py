@@ -4,15 +4,24 @@ Round 1 samples N first steps per problem; the top N/M by the PRM score of their
 kept; each kept beam samples M next steps; repeat. A path ends when its step has no separator,
 contains \\boxed, hits EOS/length, reaches max depth (40) or the solution token budget.
 
-Budget rule when paths end early (documented choice, following OpenR's beam search, where each
-path that ends shrinks the beam: ``k -= 1`` per end node until ``beam_size`` end nodes exist):
+Paths that end early (``SearchConfig.finished_paths``). ``need`` = N - (candidates so far); each
+round generates exactly ``need`` children, M per kept beam except the lowest-ranked, which gets
+the remainder need - (kept - 1) * M.
 
-* every ended path is set aside as a candidate and ``need`` = N - (candidates so far);
-* each round generates exactly ``need`` children: the beams kept are the top ceil(need / M)
-  live children by last-step score, each of them gets M children except the lowest-ranked
-  one, which gets the remainder need - (kept - 1) * M;
-* a problem is done when ``need`` reaches 0. At max depth every child ends, so every problem
-  ends with exactly N candidates, none duplicated, and never more than N generations a round.
+* ``"ranked"`` (default; the paper's code, compute-optimal-tts ``tree.beam_search``, which ranks
+  all children of the kept nodes by value, keeps the top k, turns the kept ones that end into end
+  nodes and shrinks k by one per end node): all children of a round, ended and live, are ranked
+  together by last-step score. Walking down the ranking, an ended child becomes a candidate
+  (need -= 1) and a live child becomes a beam worth M children, until the beams can produce the
+  remaining need; every child below that cut is dropped, ended or not. A finished path with a
+  low score is therefore not a candidate.
+* ``"kept"`` (this project's earlier rule): every ended child is a candidate whatever its score;
+  the beams are the top ceil(need / M) live children.
+
+Either way a problem is done when ``need`` reaches 0; at max depth every child ends, so every
+problem ends with exactly N candidates, none duplicated, and never more than N generations a
+round. (The walk always stops: if it kept every child, the live ones could produce M times their
+number, which is at least the remaining need.)
 
 (search-and-learn instead keeps generating N children a round by duplicating the surviving
 beams, collects every completed path, and at the end keeps the top N by score or pads by
@@ -41,6 +50,7 @@ from tts_utils.search.common import (
     Timer,
     check_budget,
     derive_seed,
+    generate,
     grade_candidates,
     problems_by_id,
     step_end_reason,
@@ -96,11 +106,8 @@ def grouped_beam_search(policy, prm, groups: list[_Group], cfg: SearchConfig, se
                     prompts.append(prompt)
                     seeds.append(derive_seed(seed, method, g.problem.id, g.subtree, rnd, rank, child))
                     slots.append((g, parent, child))
-        gens = policy.generate(prompts, params, seeds)
+        gens = generate(policy, prompts, params, seeds, [g.problem.id for g, _, _ in slots])
         policy_calls += 1
-        if len(gens) != len(prompts):
-            raise RuntimeError(f"policy {getattr(policy, 'name', policy)!r} returned {len(gens)} generations "
-                               f"for {len(prompts)} prompts")
         children: list[tuple[_Group, _Path]] = []
         for (g, parent, child), gen in zip(slots, gens, strict=True):
             path = _Path(parent.steps + [gen.text], parent.step_tokens + [gen.num_tokens],
@@ -128,21 +135,40 @@ def grouped_beam_search(policy, prm, groups: list[_Group], cfg: SearchConfig, se
         for g, path in children:
             by_group.setdefault(id(g), []).append(path)
         for g in live:
-            mine = by_group[id(g)]
-            ended = [p for p in mine if p.end is not None]
-            g.done.extend(ended)
-            g.need -= len(ended)
-            alive = [p for p in mine if p.end is None]
-            if g.need > 0:
-                # sorted() is stable, so equal scores keep generation order: deterministic ties
-                alive = sorted(alive, key=lambda p: -p.rewards[-1])
-                g.parents = alive[: math.ceil(g.need / g.width)]
-            else:
-                g.parents = []
+            select = _select_ranked if cfg.finished_paths == "ranked" else _select_kept
+            select(g, by_group[id(g)])
     unfinished = [g.problem.id for g in groups if g.need > 0]
     if unfinished:  # cannot happen: the round at max_depth ends every path; guard the invariant
         raise RuntimeError(f"{method}: problems {unfinished[:5]} ended with fewer candidates than the budget")
     return policy_calls, prm_calls
+
+
+def _ranked(paths: list[_Path]) -> list[_Path]:
+    # sorted() is stable, so equal scores keep generation order: deterministic ties
+    return sorted(paths, key=lambda p: -p.rewards[-1])
+
+
+def _select_kept(g: _Group, children: list[_Path]) -> None:
+    """Every ended child is a candidate; the best live children are the next beams."""
+    ended = [p for p in children if p.end is not None]
+    g.done.extend(ended)
+    g.need -= len(ended)
+    alive = _ranked([p for p in children if p.end is None])
+    g.parents = alive[: math.ceil(g.need / g.width)] if g.need > 0 else []
+
+
+def _select_ranked(g: _Group, children: list[_Path]) -> None:
+    """Ended and live children ranked together; walk down until the kept beams cover the need."""
+    beams: list[_Path] = []
+    for p in _ranked(children):
+        if g.need <= len(beams) * g.width:
+            break
+        if p.end is not None:
+            g.done.append(p)
+            g.need -= 1
+        else:
+            beams.append(p)
+    g.parents = beams if g.need > 0 else []
 
 
 def to_result(groups: list[_Group], problems, method: str, n: int, seed: int, wall_s: float,

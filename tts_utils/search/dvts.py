@@ -2,10 +2,13 @@
 
 N/M independent subtrees per problem. Each subtree is a beam search that samples M children of
 its beam per step and keeps the single best by the PRM score of the last step; subtrees never
-exchange beams. Budget rule (same as beam_search.py, applied per subtree with budget M): a
-child whose path ends becomes a candidate and the subtree's remaining budget shrinks by one,
-so the kept beam then samples only the remaining number of children; a subtree is done when it
-holds M complete candidates. So each problem ends with exactly N = (N/M) * M candidates.
+exchange beams. Budget rule (beam_search.py's, applied per subtree with budget M): with the
+default ``finished_paths="ranked"``, the M children are ranked together; ended children ranked
+above the best live one become candidates (the subtree's remaining budget shrinks by one each),
+the best live child is the next beam, and the rest are dropped; with ``"kept"`` every ended
+child is a candidate. The kept beam then samples only the remaining number of children; a
+subtree is done when it holds M complete candidates. So each problem ends with exactly
+N = (N/M) * M candidates.
 
 (search-and-learn's DVTS stops a subtree as soon as its *selected* child ends and returns the M
 children of that last expansion as the subtree's candidates, some of which can be unfinished
