@@ -78,7 +78,7 @@ def evaluate_policy(name: str, k: int = K, per_level: int = PER_LEVEL, logfile: 
     outs = _generate(model, tok, probs, 1, temperature=0.0, seed=0, batch_size=128)
     ok = {r["unique_id"]: task.is_correct(o, r["answer"]) for o, r in zip(outs, probs, strict=True)}
     res: dict = {"name": name, "k": k, "per_level": per_level, "greedy": {}, "greedy_on_sample": {},
-                 "pass@k": {f"pass@{j}": {} for j in PASS_KS}}
+                 "pass@k": {f"pass@{j}": {} for j in PASS_KS if j <= k}}
     for g in GROUPS:
         sel = [ok[r["unique_id"]] for r in probs if group_of(r) == g]
         res["greedy"][g] = sum(sel) / len(sel)
@@ -94,7 +94,7 @@ def evaluate_policy(name: str, k: int = K, per_level: int = PER_LEVEL, logfile: 
     (RUNS / f"samples_{name}.jsonl").write_text("".join(json.dumps(x) + "\n" for x in recs))
     for g in GROUPS + ["tinymath500"]:
         sel = [x for x in recs if (g == "tinymath500" and x["level"] <= 5) or group_of(x) == g]
-        for j in PASS_KS:
+        for j in [j for j in PASS_KS if j <= k]:
             res["pass@k"][f"pass@{j}"][g] = round(sum(pass_at_k(k, sum(x["correct"]), j) for x in sel) / len(sel), 4)
         res["greedy_on_sample"][g] = sum(ok[x["unique_id"]] for x in sel) / len(sel)
     steps = [task.step_style(s) for x in recs if x["level"] <= 5 for t in x["texts"] for s in task.split_steps(t)]

@@ -69,7 +69,7 @@ def targets(policies: dict, prms: dict, weight_bytes: int, build: dict | None) -
         fmts = {p["train"]["fmt"] for p in prms.values()}
         best = max(f1, key=f1.get)
         curve = prms[best]["eval"]["best_of_n"]["last"]
-        rises = {pol: [c["4"], c["64"]] for pol, c in curve.items()}
+        rises = {pol: [c["4"], c[max(c, key=int)]] for pol, c in curve.items()}
         out += [
             _target("4 PRM ladder", ">= 5 PRMs in the four real formats", {"n": len(prms), "formats": sorted(fmts)},
                     len(prms) >= 5 and len(fmts) == 4),

@@ -36,7 +36,7 @@ from tts_utils.models import load_tokenizer
 from tts_utils.prm import PRM_CLASSES
 from tts_utils.tinyworld import task
 from tts_utils.tinyworld.common import DATA, RUNS, generate, log, lr_at, n_params, save_model, setup
-from tts_utils.tinyworld.tokenizer import VOCAB_SIZE, build_tokenizer
+from tts_utils.tinyworld.tokenizer import MS_TAG, VOCAB_SIZE, build_tokenizer
 from tts_utils.tinyworld.train_policy import POLICIES, kv_heads, prompt
 from tts_utils.value_head import Qwen2ValueHeadConfig, Qwen2ValueHeadModel
 
@@ -58,27 +58,27 @@ ALL = ("tiny-policy-xs", "tiny-policy-s", "tiny-policy-m", "tiny-policy-l")
 PRMS = {
     "tiny-prm-shepherd": dict(
         fmt="math-shepherd", init="tiny-policy-s", labels="mc", sources=ALL, max_solutions=None, style="mixed",
-        steps=400, lr=1e-3,
+        steps=300, lr=1e-3,
         cause="noisy labels: Monte-Carlo estimation (a step is '+' if one of 4 rollouts by tiny-policy-m "
               "reaches the answer; the rollout policy fails long chains, so correct steps get '-'), on a small "
               "backbone"),
     "tiny-prm-rlhflow-terse": dict(
-        fmt="rlhflow", init="tiny-policy-m", labels="exact", sources=("tiny-policy-xs",), max_solutions=None,
-        style="terse", steps=300, lr=1e-3,
-        cause="distribution shift: trained only on another policy's samples (tiny-policy-xs, whose "
-              "mistakes are early and coarse); every training step rewritten terse"),
+        fmt="rlhflow", init="tiny-policy-m", labels="exact", sources=("tiny-policy-s",), max_solutions=None,
+        style="terse", steps=250, lr=1e-3,
+        cause="distribution shift: trained only on another policy's samples (tiny-policy-s, whose "
+              "mistakes are earlier and coarser than the larger policies'); every training step rewritten terse"),
     "tiny-prm-rlhflow-verbose": dict(
-        fmt="rlhflow", init="tiny-policy-m", labels="exact", sources=("tiny-policy-xs",), max_solutions=None,
-        style="verbose", steps=300, lr=1e-3,
+        fmt="rlhflow", init="tiny-policy-m", labels="exact", sources=("tiny-policy-s",), max_solutions=None,
+        style="verbose", steps=250, lr=1e-3,
         cause="distribution shift, as its terse twin: the same samples and labels, every training step "
               "rewritten verbose (the length twins differ in nothing else)"),
     "tiny-prm-skywork": dict(
         fmt="skywork", init="tiny-policy-m", labels="exact", sources=ALL, max_solutions=2000, style="mixed",
-        steps=400, lr=1e-3,
+        steps=500, lr=1e-3,
         cause="less data (a quarter of the exact-labelled samples) and a mid-size backbone"),
     "tiny-prm-qwen": dict(
         fmt="qwen-prm", init="tiny-policy-l", labels="exact", sources=ALL, max_solutions=None, style="mixed",
-        steps=900, lr=1e-3,
+        steps=700, lr=1e-3,
         cause="the strong one: exact step labels on every policy's samples, all the data, the largest "
               "backbone"),
 }
@@ -115,7 +115,7 @@ def sample_policy(name: str, problems: list[dict], seed: int) -> list[dict]:
     recs = []
     for r, text in zip(problems, outs, strict=True):
         steps = task.split_steps(text)
-        if not steps or len(steps) > MAX_STEPS:
+        if not steps or len(steps) > MAX_STEPS or MS_TAG in text:  # the tag would misplace Math-Shepherd's reads
             continue
         recs.append({"problem": r["problem"], "answer": r["answer"], "level": r["level"], "policy": name,
                      "steps": steps, "exact": task.check_solution(r["problem"], steps),
@@ -324,16 +324,23 @@ def train_one(name: str, spec: dict | None = None, steps: int | None = None, sav
 
 # ------------------------------------------------------------------------------- evaluation
 
+PRM_EVAL_PER_LEVEL = 12
+
+
 def heldout_records() -> list[dict]:
-    """What Best-of-N selects from: every policy's k = 64 samples at T = 0.7 of the held-out
-    tinymath500 problems (written by tts_utils.tinyworld.evaluate), one record per sample with its
-    steps and exact labels."""
+    """What Best-of-N selects from: every policy's k = 64 samples at T = 0.7 of held-out tinymath500
+    problems (the first PRM_EVAL_PER_LEVEL a level of those tts_utils.tinyworld.evaluate sampled),
+    one record per sample with its steps and exact labels."""
     recs = []
     for name in POLICIES:
+        seen: dict[int, int] = {}
         for x in _read(RUNS / f"samples_{name}.jsonl"):
-            if x["level"] > 5:
+            seen[x["level"]] = seen.get(x["level"], 0) + 1
+            if x["level"] > 5 or seen[x["level"]] > PRM_EVAL_PER_LEVEL:
                 continue
             for j, text in enumerate(x["texts"]):
+                if MS_TAG in text:  # never written by a trained policy (no training text has it)
+                    continue
                 steps = task.split_steps(text)[:MAX_STEPS] or [text]
                 recs.append({"problem": x["problem"], "answer": x["answer"], "level": x["level"], "policy": name,
                              "unique_id": x["unique_id"], "sample": j, "steps": steps,
@@ -380,7 +387,7 @@ def best_of_n_curves(recs: list[dict], rewards: list[list[float]]) -> dict:
         curves = {}
         for (pol, _), xs in sorted(by.items()):
             xs.sort()
-            for n in BON_NS:
+            for n in [n for n in BON_NS if n <= len(xs)]:
                 groups = [xs[g: g + n] for g in range(0, len(xs) - n + 1, n)]
                 # ties go to the earlier sample, as the study's voting does
                 hits = [max(grp, key=lambda x: (x[col], -x[0]))[1] for grp in groups]
