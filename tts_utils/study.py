@@ -21,12 +21,14 @@ import pandas as pd
 
 from tts_utils import analysis
 from tts_utils.models import get_model
+from tts_utils.search import get_method
 
-SEARCH = ("beam_search", "dvts")
-TTS_METHODS = ("best_of_n", "beam_search", "dvts")
-# What every notebook collects: the baselines, the TTS methods, and the independent difficulty
-# sample set (pass@1 per problem, analysis.pass1_by_problem). Shared, so the cache is shared.
-GRID_METHODS = ("cot", "majority", *TTS_METHODS, "pass1_samples")
+# What every notebook collects, in table order: the baselines, the TTS methods, and the independent
+# difficulty sample set (pass@1 per problem, analysis.pass1_by_problem). Shared, so the cache is
+# shared. What each method is (uses a PRM, ...) comes from the method registry.
+GRID_METHODS = ("cot", "majority", "best_of_n", "beam_search", "dvts", "pass1_samples")
+TTS_METHODS = tuple(m for m in GRID_METHODS if get_method(m).uses_prm)  # the methods a PRM steers
+SEARCH = tuple(m for m in TTS_METHODS if m != "best_of_n")  # the paper's "search methods", vs BoN
 
 
 # --------------------------------------------------------------------------- collection

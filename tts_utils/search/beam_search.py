@@ -54,6 +54,7 @@ from tts_utils.search.common import (
     problems_by_id,
     step_end_reason,
 )
+from tts_utils.search.registry import Method, register
 
 METHOD = "beam_search"
 
@@ -204,3 +205,6 @@ def beam_search(policy, prm, problems, n: int, seed: int = 0, config: SearchConf
     with Timer() as t:
         calls = grouped_beam_search(policy, prm, groups, cfg, seed, METHOD)
     return to_result(groups, problems, METHOD, n, seed, t.seconds, calls)
+
+
+register(Method(METHOD, beam_search, uses_prm=True, n_multiple_of_beam=True))

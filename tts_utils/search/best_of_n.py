@@ -18,6 +18,7 @@ from tts_utils.search.common import (
     sample_solutions,
     score_candidates,
 )
+from tts_utils.search.registry import Method, register
 
 METHOD = "best_of_n"
 
@@ -33,3 +34,6 @@ def best_of_n(policy, prm, problems, n: int, seed: int = 0, config: SearchConfig
     grade_candidates(cands, {p.id: p.answer for p in problems})
     return SearchResult(METHOD, n, seed, cands, runs, wall_s=t.seconds,
                         policy_calls=1 if problems else 0, prm_calls=1 if cands else 0)
+
+
+register(Method(METHOD, best_of_n, uses_prm=True, derivable=True))

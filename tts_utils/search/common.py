@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from tts_utils.policy import STEP_SEPARATOR, Generation, SamplingParams
 from tts_utils.prompts import split_steps
@@ -31,9 +31,6 @@ MAX_SOLUTION_TOKENS = 8192
 # "ranked": ranked together with the live children, kept only if it makes the cut (the paper's code);
 # "kept": always kept as a candidate, only live children compete for the beam (our earlier rule).
 FINISHED_PATHS = ("ranked", "kept")
-
-# pass1_samples is not a TTS method: the independent sample set that bins problems by difficulty
-METHODS = ("cot", "majority", "best_of_n", "beam_search", "dvts", "pass1_samples")
 
 
 @dataclass(frozen=True)
@@ -202,28 +199,6 @@ class Timer:
 
     def __exit__(self, *exc):
         self.seconds = time.perf_counter() - self.start
-
-
-def subsample(result: SearchResult, n: int, group_size: int) -> SearchResult:
-    """The result a run at budget ``n`` would have given, taken from a run at a larger budget.
-
-    Valid only where candidates come in independent groups whose seeds do not depend on N:
-    BoN / majority (group_size 1: the first n samples) and DVTS (group_size M: the first n/M
-    subtrees). Costs are re-added from the kept groups; wall time is scaled by the kept share
-    of groups (an estimate: the run was batched, so per-group time was never measured).
-    """
-    check_budget(n, group_size if group_size > 1 else None, result.method)
-    if n > result.n:
-        raise ValueError(f"cannot subsample {result.method} to N={n} from a run at N={result.n}")
-    groups = n // group_size
-    cands = [replace(c, n=n, steps=list(c.steps), rewards=list(c.rewards), step_tokens=list(c.step_tokens))
-             for c in result.candidates if c.subtree < groups]
-    runs = [replace(r, n=n, group_policy_tokens=r.group_policy_tokens[:groups],
-                    group_prm_tokens=r.group_prm_tokens[:groups]) for r in result.runs]
-    return SearchResult(result.method, n, result.seed, cands, runs,
-                        wall_s=result.wall_s * n / result.n,
-                        policy_calls=result.policy_calls, prm_calls=result.prm_calls,
-                        extra={**result.extra, "derived_from_n": result.n})
 
 
 def problems_by_id(problems) -> dict[str, object]:
