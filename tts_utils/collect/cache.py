@@ -20,9 +20,10 @@ from tts_utils.data import Problem
 from tts_utils.search import SearchResult, get_method
 
 # Bump when a change to the search or grading code changes results: it invalidates the cache.
-# 2: beam search ranks finished paths with live ones (finished_paths); 3: a chunk file holds the rows
-# of every budget of its unit (derived when written, by search.derive), not only N_run's.
-CODE_VERSION = "collect-3"
+# 2: beam search ranks finished paths with live ones (finished_paths); 3: PRMs in float64 on CPU;
+# 4: a chunk file holds the rows of every budget of its unit (derived when written, by
+# search.derive), not only N_run's.
+CODE_VERSION = "collect-4"
 
 CANDIDATE_COLUMNS = ["dataset", "policy", "prm", "method", "n", "seed", "problem_id", "problem_index", "level",
                      "candidate", "subtree", "lineage", "steps", "rewards", "step_tokens", "num_steps",
