@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -63,6 +64,30 @@ def collect_grid(config: dict, progress: bool = True) -> tuple[pd.DataFrame, pd.
     acc.to_parquet(tmp, index=False)
     tmp.replace(cache)
     return cands, runs, acc
+
+
+class NotebookData(NamedTuple):
+    cands: pd.DataFrame    # candidates table (tts_utils.collect)
+    runs: pd.DataFrame     # runs table
+    acc_all: pd.DataFrame  # per-problem correctness under every voting rule (analysis.vote_accuracy)
+    acc: pd.DataFrame      # the same under the notebook's rule (with_rule)
+
+
+def setup_notebook(results_dir: str, dataset: str, policies: Sequence[str], prms: Sequence[str],
+                   budgets: Sequence[int], seeds: Sequence[int] = (0,), limit: int = 0,
+                   rule: str = "prm_last_vote", methods: Sequence[str] = GRID_METHODS, progress: bool = True,
+                   **collect_options) -> NotebookData:
+    """The first cell of every finding notebook: the figure style, the grid collected (cached: a
+    rerun generates nothing) and voted, and a one-line summary. ``limit`` 0 means every problem;
+    ``collect_options`` are further collect fields (max_step_tokens, chunk_size, backend, ...)."""
+    from tts_utils import plots
+
+    plots.set_style()
+    grid = grid_config(results_dir, dataset, policies, prms, methods=methods, budgets=budgets, seeds=seeds,
+                       limit=limit or None, **collect_options)
+    cands, runs, acc_all = collect_grid(grid, progress=progress)
+    print(f"{cands['problem_id'].nunique()} problems, {len(cands)} candidates, {len(acc_all)} per-problem votes")
+    return NotebookData(cands, runs, acc_all, with_rule(acc_all, rule))
 
 
 def with_rule(acc: pd.DataFrame, rule: str) -> pd.DataFrame:
