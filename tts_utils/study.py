@@ -1,4 +1,4 @@
-"""The study's findings (DESIGN.md section 1), one function each, for the thin notebooks.
+"""The study's findings (docs/DESIGN.md, "Findings"), one function each, for the thin notebooks.
 
 Each ``finding_*`` takes the per-problem accuracy table of ``analysis.vote_accuracy`` (and the
 candidate/run tables where it needs tokens) and returns the table its figure draws plus a

@@ -1,4 +1,4 @@
-"""Step-level beam search guided by a PRM (DESIGN.md section 4), beam width M (default 4).
+"""Step-level beam search guided by a PRM (docs/DESIGN.md, "Search methods"), beam width M (default 4).
 
 Round 1 samples N first steps per problem; the top N/M by the PRM score of their last step are
 kept; each kept beam samples M next steps; repeat. A path ends when its step has no separator,

@@ -1,4 +1,4 @@
-"""Best-of-N (DESIGN.md section 4): N whole solutions per problem, every step PRM-scored, all kept.
+"""Best-of-N (docs/DESIGN.md, "Search methods"): N whole solutions per problem, every step PRM-scored, all kept.
 
 The answer is chosen afterwards by a voting rule (tts_utils.voting) over the stored candidates.
 One generate call and one PRM call for all problems together. Sample i of a problem has the same

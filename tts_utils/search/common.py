@@ -4,7 +4,7 @@ Vocabulary used across ``tts_utils.search``:
 
 * a **candidate** is one complete solution a method ends with (N of them per problem for a
   budget N), stored with its steps and per-step PRM rewards so that every voting rule of
-  DESIGN.md section 6 can be applied afterwards without regenerating;
+  docs/DESIGN.md, "Voting" can be applied afterwards without regenerating;
 * a **group** is a set of candidates of one problem that were produced together and must be kept
   or dropped together when a run at N_max is subsampled to a smaller N: one sample for BoN and
   majority voting, one subtree (M candidates) for DVTS, the whole problem for beam search.
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from tts_utils.policy import STEP_SEPARATOR, Generation, SamplingParams
 from tts_utils.prompts import split_steps
 
-# Paper sampling (DESIGN.md section 4): T = 0.7, top_p = 1.0 for every TTS method, greedy CoT.
+# Paper sampling (docs/DESIGN.md, "Search methods"): T = 0.7, top_p = 1.0 for every TTS method, greedy CoT.
 TEMPERATURE = 0.7
 TOP_P = 1.0
 BEAM_WIDTH = 4
@@ -165,7 +165,7 @@ def derive_seed(*parts: object) -> int:
 def step_end_reason(gen: Generation, depth: int, path_tokens: int, cfg: SearchConfig) -> str | None:
     """Why a path whose latest step is ``gen`` (at 1-based ``depth``) ends, or None if it goes on.
 
-    DESIGN.md section 4: a path ends when a step has no separator, contains \\boxed, hits EOS,
+    docs/DESIGN.md, "Search methods": a path ends when a step has no separator, contains \\boxed, hits EOS,
     or reaches the max depth; we also end it when its tokens reach the solution budget (the
     per-step limit cannot shrink within one batched generate call, so the last step may
     overshoot the solution budget by less than one step).
