@@ -3,7 +3,7 @@
 The answer is chosen afterwards by a voting rule (tts_utils.voting) over the stored candidates.
 One generate call and one PRM call for all problems together. Sample i of a problem has the same
 seed at every N, so a run at N is exactly the first N samples of a run at N_max
-(``common.subsample(result, n, group_size=1)``).
+(``search.derive``, group size 1).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ children of that last expansion as the subtree's candidates, some of which can b
 partial solutions; we keep expanding instead so that every candidate is a complete path.)
 
 Subtree k's seeds depend on k but not on N, so a run at N is exactly the first N/M subtrees of
-a run at N_max: ``common.subsample(result, n, group_size=M)``.
+a run at N_max: ``search.derive`` (group size M).
 """
 
 from __future__ import annotations
