@@ -14,11 +14,16 @@ A profile is ``notebooks/params/<profile>.yaml``::
 Papermill only warns about parameters a notebook does not declare; a typo would then silently
 run the default. Here an unknown name is an error, before anything is executed. Executed copies
 go to ``runs/notebooks/<profile>/`` (outside git); notebooks write figures themselves.
+
+A notebook that reads a file from outside the repository (08 reads real model outputs from
+``../shared``) declares it as the parameter ``external_path`` (relative to the repository root);
+where that file is absent the notebook is skipped with a message, not failed.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import sys
 import time
@@ -89,7 +94,24 @@ def resolve_parameters(profile: dict, notebooks: list[Path], all_notebooks: list
     return resolved
 
 
+EXTERNAL_PARAMETER = "external_path"
+
+
+def missing_external(notebook: Path, params: dict) -> str | None:
+    """Why a notebook's external input cannot be read (None: it has none, or it exists). The path
+    is the profile's, else the notebook's own default."""
+    path = params.get(EXTERNAL_PARAMETER)
+    if path is None:
+        declared = papermill.inspect_notebook(str(notebook)).get(EXTERNAL_PARAMETER)
+        path = ast.literal_eval(declared["default"]) if declared else None
+    if path is None or (REPO / path).exists():
+        return None
+    return (f"its input {path} (relative to the repository) does not exist; it lives outside the repository "
+            f"(../shared), so a clone without it skips this notebook")
+
+
 def run(profile_name: str, only: list[str] | None = None, log_output: bool = False) -> list[Path]:
+    """Execute the notebooks; returns the executed copies (skipped notebooks have none)."""
     profile = load_profile(profile_name)
     all_nbs = list_notebooks()
     notebooks = list_notebooks(only)
@@ -98,6 +120,9 @@ def run(profile_name: str, only: list[str] | None = None, log_output: bool = Fal
     out_dir.mkdir(parents=True, exist_ok=True)
     outputs = []
     for nb in notebooks:
+        if why := missing_external(nb, params[nb]):
+            print(f"[{profile_name}] {nb.name} skipped: {why}", flush=True)
+            continue
         out = out_dir / nb.name
         start = time.perf_counter()
         print(f"[{profile_name}] {nb.name} ...", flush=True)
