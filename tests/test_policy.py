@@ -111,10 +111,11 @@ def test_repeated_prompts_are_prefilled_once_and_sample_as_alone(tok, prompts):
     batch = [a, b, a, a, c, b, a]
     seeds = [1, 2, 3, 4, 5, 6, 1]
     calls = []
-    forward = pol.model.forward
-    pol.model.forward = lambda *args, **kw: calls.append(kw["input_ids"].shape) or forward(*args, **kw)
+    net = pol.decoder.net
+    forward = net.forward
+    net.forward = lambda ids, *args: calls.append(ids.shape) or forward(ids, *args)
     got = pol.generate(batch, params, seeds)
-    pol.model.forward = forward
+    del net.forward
     assert calls[0][0] == 3  # one prefill row per distinct prompt
     assert got[0] == got[6] and len({g.text for g in got[:4]}) > 1  # same seed same text; others differ
     pol.batch_size = 1
@@ -211,18 +212,72 @@ def test_load_policy_from_local_dir(tok, prompts, tmp_path):
         load_policy(str(tmp_path), backend="tgi", family="tiny")
 
 
-def test_left_padding_with_absolute_positions(tok, prompts):
-    # Rotary models are blind to a constant position shift, so padding mistakes hide there; GPT-2's
-    # learned absolute positions show whether a padded row sees the positions it would see alone.
+def test_an_architecture_the_decoder_does_not_run_fails_clearly(tok):
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=2, n_head=4, n_positions=256,
-                                       eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id)).eval()
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=1, n_head=4, n_positions=64)).eval()
+    with pytest.raises(ValueError, match="model_type 'gpt2'"):
+        TransformersPolicy(model, tok, "tiny")
+
+
+def _family_model(tok, kind: str, seed: int = 0):
+    """A random 2-layer model of each architecture the decoder runs, with grouped-query attention
+    (4 query heads on 2 or 1 KV heads), Qwen2's projection biases and Llama 3's rotary scaling."""
+    from transformers import (
+        LlamaConfig,
+        LlamaForCausalLM,
+        MistralConfig,
+        MistralForCausalLM,
+        Qwen2Config,
+        Qwen2ForCausalLM,
+    )
+
+    torch.manual_seed(seed)
+    common = dict(vocab_size=len(tok), hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                  num_attention_heads=4, max_position_embeddings=256, pad_token_id=tok.pad_token_id,
+                  eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id)
+    if kind == "llama3":
+        config = LlamaConfig(**common, num_key_value_heads=1, rope_parameters={
+            "rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0, "original_max_position_embeddings": 64})
+        model = LlamaForCausalLM(config)
+    elif kind == "qwen2":
+        model = Qwen2ForCausalLM(Qwen2Config(**common, num_key_value_heads=2, tie_word_embeddings=True))
+    else:
+        model = MistralForCausalLM(MistralConfig(**common, num_key_value_heads=2, sliding_window=None))
+    with torch.no_grad():  # larger weights than the init's, so that numerical slips show in the logits
+        for name, p in model.named_parameters():
+            if p.dim() == 2:
+                p.normal_(0, 0.2)
+            elif name.endswith(".bias"):
+                p.normal_(0, 0.5)
+    return model.eval()
+
+
+@pytest.mark.parametrize("kind", ["llama3", "qwen2", "mistral"])
+def test_decoder_forward_matches_the_models_own(tok, prompts, kind):
+    from tts_utils.decoder import SeededDecoder
+
+    model = _family_model(tok, kind)
+    dec = SeededDecoder(model, tok)
+    ids = tok(prompts, add_special_tokens=False)["input_ids"]
+    extra = [5, 9, 12, 40]  # tokens appended one decode step at a time
+    for x in ids:
+        with torch.inference_mode():
+            full = model(torch.tensor([x + extra])).logits[0]
+            cache = dec.net.new_cache(1, len(x) + len(extra))
+            rotary = dec.net.rotary_tables(len(x) + len(extra))
+            got = [dec.net.forward(torch.tensor([x]), torch.arange(len(x))[None], cache, None, rotary)[0]]
+            for i, t in enumerate(extra):
+                got.append(dec.net.forward(torch.tensor([[t]]), torch.tensor([[len(x) + i]]), cache, None, rotary)[0])
+        want = full[len(x) - 1:]
+        assert torch.allclose(torch.stack(got), want, atol=1e-4, rtol=1e-4), (got[0][:5], want[0][:5])
+
+
+@pytest.mark.parametrize("kind", ["llama3", "qwen2"])
+def test_greedy_with_left_padding_equals_model_generate_on_gqa_models(tok, prompts, kind):
+    model = _family_model(tok, kind, seed=1)
     pol = TransformersPolicy(model, tok, "tiny")
-    params = SamplingParams(temperature=0.7, max_tokens=15, stop=None)
-    alone = pol.generate(prompts[2:], params, seeds=[4])
-    assert pol.generate([prompts[1], prompts[2]], params, seeds=[3, 4])[1] == alone[0]
     tok.padding_side = "left"
     enc = tok(prompts, add_special_tokens=False, padding=True, return_tensors="pt")
     out = model.generate(**enc, do_sample=False, max_new_tokens=15, pad_token_id=tok.pad_token_id,

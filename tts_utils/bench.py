@@ -495,10 +495,9 @@ def run(args, loader: Callable[[str, str], object] | None = None, log=print) -> 
                                 ceiling_flops=flops)
             report["policy"] += rows
             log("policy " + name + ": " + ", ".join(f"@{r['batch']} {r['tokens_per_s']:.0f} tok/s" for r in rows))
-            if args.compile and name == args.policies[-1] and isinstance(getattr(policy, "model", None),
-                                                                         torch.nn.Module):
-                eager_forward = policy.model.forward
-                policy.model.forward = torch.compile(eager_forward, dynamic=True)
+            net = getattr(getattr(policy, "decoder", None), "net", None)
+            if args.compile and name == args.policies[-1] and net is not None:
+                net.forward = torch.compile(net.forward, dynamic=True)
                 start = time.perf_counter()
                 bench_policy(policy, problems, [max(args.batches)], 1, args.policy_max_tokens)  # compiles
                 first = time.perf_counter() - start
@@ -506,7 +505,7 @@ def run(args, loader: Callable[[str, str], object] | None = None, log=print) -> 
                                      ceiling_flops=flops)
                 row["first_run_s"] = first
                 report["policy_compiled"] = row
-                policy.model.forward = eager_forward
+                del net.forward  # back to the eager method
                 log(f"policy {name} compiled: @{row['batch']} {row['tokens_per_s']:.0f} tok/s "
                     f"(first run, compiling, {first:.0f} s)")
             if args.bf16 and isinstance(getattr(policy, "model", None), torch.nn.Module):

@@ -11,11 +11,9 @@ tokenizers reach "\n\n" in two tokens or inside a longer one).
 
 from __future__ import annotations
 
-import functools
-import inspect
-
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 
 def first_stop(text: str, stops) -> tuple[int, str] | None:
@@ -82,6 +80,132 @@ def sample_tokens(logits: torch.Tensor, keys: np.ndarray, step: int, temperature
 
 
 # ---------------------------------------------------------------------------------------------
+# The model's forward pass over our own KV cache
+
+SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2")
+
+
+class KVCache:
+    """Keys and values of every layer in one preallocated buffer [2, layers, rows, kv heads, capacity,
+    head dim]: a step writes one column in place and attention reads a view of the filled columns
+    (no per-step concatenation); dropping finished rows or growing copies the filled part once."""
+
+    def __init__(self, layers: int, rows: int, kv_heads: int, capacity: int, head_dim: int, dtype, device):
+        self.kv = torch.empty((2, layers, rows, kv_heads, capacity, head_dim), dtype=dtype, device=device)
+        self.length = 0
+
+    def _rebuild(self, rows: torch.Tensor | None, capacity: int) -> None:
+        filled = self.kv[:, :, :, :, :self.length]
+        if rows is not None:
+            filled = filled.index_select(2, rows)
+        shape = list(filled.shape)
+        shape[4] = capacity
+        self.kv = filled.new_empty(shape)
+        self.kv[:, :, :, :, :self.length] = filled
+
+    def select(self, rows: torch.Tensor) -> None:
+        """Keep (or repeat) batch rows ``rows``."""
+        self._rebuild(rows, self.kv.shape[4])
+
+    def reserve(self, end: int, limit: int) -> None:
+        """Room for columns up to ``end``, doubling (up to ``limit``) so growth is amortized."""
+        if end > self.kv.shape[4]:
+            self._rebuild(None, min(max(end, 2 * self.kv.shape[4]), max(end, limit)))
+
+
+class LlamaFamilyForward:
+    """The forward pass of a Llama-family decoder (Llama, Mistral, Qwen2: pre-norm RMSNorm, rotary
+    position embeddings, grouped-query attention, gated MLP) over a ``KVCache``, calling the model's
+    own modules (weights are shared, never copied).
+
+    Why not the model's forward: for a tiny model a decode step is mostly per-operation overhead,
+    and transformers' forward spends about 30 kernels a layer plus cache and mask bookkeeping in
+    Python. This one does about 15: a fused RMSNorm, rotary embeddings from a table, and one
+    attention call in which the query heads of a group attend to their shared KV head in place
+    (as extra query rows) instead of repeating the keys and values per head.
+    """
+
+    def __init__(self, model):
+        cfg = model.config
+        if cfg.model_type not in SUPPORTED_MODEL_TYPES:
+            raise ValueError(f"the seeded decoder runs {', '.join(SUPPORTED_MODEL_TYPES)} models; "
+                             f"got model_type {cfg.model_type!r}")
+        base = model.model
+        self.model = model
+        self.layers = list(base.layers)
+        self.n_heads = cfg.num_attention_heads
+        self.n_kv = getattr(cfg, "num_key_value_heads", None) or self.n_heads
+        if self.n_heads % self.n_kv:
+            raise ValueError(f"{self.n_heads} attention heads do not split into {self.n_kv} KV heads")
+        self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.n_heads
+        self.scale = getattr(self.layers[0].self_attn, "scaling", self.head_dim ** -0.5)
+        # A sliding window only matters once the context outgrows it; decode() refuses that case.
+        windowed = cfg.model_type == "mistral" or getattr(cfg, "use_sliding_window", False) or \
+            "sliding_attention" in (getattr(cfg, "layer_types", None) or ())
+        self.window = getattr(cfg, "sliding_window", None) if windowed else None
+
+    def new_cache(self, rows: int, capacity: int) -> KVCache:
+        p = self.model.model.embed_tokens.weight
+        return KVCache(len(self.layers), rows, self.n_kv, capacity, self.head_dim, p.dtype, p.device)
+
+    def rotary_tables(self, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos and sign-folded sin for positions 0..length-1, [length, head_dim] each.
+
+        Rotary embedding is x * cos + rotate_half(x) * sin with rotate_half(x) = (-x2, x1); folding
+        the sign into sin makes it x * cos + (x2, x1) * sin' (the same numbers, one kernel fewer)."""
+        p = self.model.model.embed_tokens.weight
+        pos = torch.arange(length, device=p.device)[None]
+        cos, sin = self.model.model.rotary_emb(p.new_zeros(1), pos)
+        half = self.head_dim // 2
+        return cos[0], torch.cat([-sin[0, :, :half], sin[0, :, half:]], -1)
+
+    def forward(self, ids: torch.Tensor, positions: torch.Tensor, cache: KVCache, mask: torch.Tensor | None,
+                 rotary: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """Logits of the last position, [rows, vocab], for new tokens ``ids`` [rows, T] at ``positions``
+        [rows, T], appended to ``cache`` (whose columns end at the same index for every row). T > 1 is a
+        prefill into an empty cache. ``mask``: additive, [rows, 1, T, columns so far], or None (all
+        columns; causal in a prefill)."""
+        rows, t = ids.shape
+        start, end = cache.length, cache.length + t
+        cos, sin = (x[positions].unsqueeze(2) for x in rotary)   # [rows, T, 1, head_dim]
+        h = self.model.model.embed_tokens(ids)
+        for i, layer in enumerate(self.layers):
+            attn = layer.self_attn
+            x = _rms_norm(layer.input_layernorm, h)
+            q = _rotate(attn.q_proj(x).view(rows, t, self.n_heads, self.head_dim), cos, sin)
+            k = _rotate(attn.k_proj(x).view(rows, t, self.n_kv, self.head_dim), cos, sin)
+            cache.kv[0, i, :, :, start:end] = k.transpose(1, 2)
+            cache.kv[1, i, :, :, start:end] = attn.v_proj(x).view(rows, t, self.n_kv, self.head_dim).transpose(1, 2)
+            keys, values = cache.kv[0, i, :, :, :end], cache.kv[1, i, :, :, :end]
+            if t == 1:
+                # The query heads of a KV group become that group's query rows: [rows, kv heads, group, dim].
+                o = F.scaled_dot_product_attention(q.view(rows, self.n_kv, -1, self.head_dim), keys, values,
+                                                   attn_mask=mask, scale=self.scale)
+                o = o.reshape(rows, 1, -1)
+            else:
+                # A prefill (the cache was empty): causal over the new tokens.
+                o = F.scaled_dot_product_attention(q.transpose(1, 2), keys, values, attn_mask=mask, scale=self.scale,
+                                                   is_causal=mask is None, enable_gqa=self.n_kv != self.n_heads)
+                o = o.transpose(1, 2).reshape(rows, t, -1)
+            h = h + attn.o_proj(o)
+            x = _rms_norm(layer.post_attention_layernorm, h)
+            mlp = layer.mlp
+            h = h + mlp.down_proj(mlp.act_fn(mlp.gate_proj(x)) * mlp.up_proj(x))
+        cache.length = end
+        return self.model.lm_head(_rms_norm(self.model.model.norm, h[:, -1]))
+
+
+def _rms_norm(norm, x: torch.Tensor) -> torch.Tensor:
+    """transformers' LlamaRMSNorm (normalized in float32, scaled in the input's dtype), fused."""
+    return norm.weight * F.rms_norm(x.float(), (x.shape[-1],), eps=norm.variance_epsilon).to(x.dtype)
+
+
+def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return x * cos + torch.cat([x[..., half:], x[..., :half]], -1) * sin
+
+
+# ---------------------------------------------------------------------------------------------
 # The decode loop
 
 
@@ -92,14 +216,14 @@ class SeededDecoder:
     """Batched, per-row seeded decoding with a KV cache.
 
     ``decode`` left-pads each chunk of ``batch_size`` prompts (sorted by length, which is safe because
-    rows do not interact), prefills identical prompts once, keeps the KV cache in preallocated
-    buffers (no per-step concatenation), and drops finished rows from the cache once a quarter of
-    the live rows are done, so that stragglers run alone.
+    rows do not interact), prefills identical prompts once, and drops finished rows from the cache
+    once a quarter of the live rows are done, so that stragglers run alone.
     """
 
     def __init__(self, model, tokenizer):
         self.model = model
         self.tokenizer = tokenizer
+        self.net = LlamaFamilyForward(model)
         self.device = next(model.parameters()).device
         self.eos_ids = _eos_ids(model, tokenizer)
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos_ids, default=None)
@@ -109,8 +233,6 @@ class SeededDecoder:
         self.max_len = getattr(model.config, "max_position_embeddings", None)
         # Ids past the tokenizer's vocabulary (padded embedding rows) cannot be decoded: never sample them.
         self.n_decodable = len(tokenizer)
-        # transformers 5.2x renamed forward's `past_key_values` to `cache`; accept both.
-        self._cache_kw = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
         self._trigger_masks: dict[frozenset, torch.Tensor] = {}
 
     def decode(self, ids: list[list[int]], seeds: list[int], *, temperature: float, top_p: float,
@@ -147,45 +269,52 @@ class SeededDecoder:
         n, width = len(ids), max(len(x) for x in ids)
         budget = [max_tokens if self.max_len is None else min(max_tokens, self.max_len - len(x)) for x in ids]
         steps_max = max(budget)
-        # One attention-mask buffer for the whole decode (prompt + every generated column); the model
-        # gets a view of its first columns, so nothing is concatenated per step.
         cap = width + steps_max
+        if self.net.window is not None and cap > self.net.window:
+            raise ValueError(f"prompt and generation ({cap} tokens) outgrow the model's sliding attention window "
+                             f"({self.net.window}); the seeded decoder does not implement sliding windows")
         input_ids = torch.full((n, width), self.pad_id, dtype=torch.long)
-        mask_buf = torch.zeros((n, cap), dtype=torch.long)
+        valid = torch.zeros((n, width), dtype=torch.bool)
         for r, x in enumerate(ids):  # left padding: every row's last prompt token is in the last column
             input_ids[r, width - len(x):] = torch.tensor(x)
-            mask_buf[r, width - len(x):] = 1
-        mask_buf[:, width:] = 1
-        input_ids, mask_buf = input_ids.to(self.device), mask_buf.to(self.device)
-        mask = mask_buf[:, :width]
+            valid[r, width - len(x):] = True
+        input_ids, valid = input_ids.to(self.device), valid.to(self.device)
         # Positions count real tokens only, so a padded row sees the same positions as alone.
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        padded = bool((mask == 0).any())
+        positions = (valid.long().cumsum(-1) - 1).clamp(min=0)
+        padded = not bool(valid.all())
+        dtype = self.model.model.embed_tokens.weight.dtype
+        # One additive mask over every column the decode can reach (-inf on left padding); a step
+        # hands attention a view of the filled columns.
+        mask_buf = None
+        if padded:
+            mask_buf = torch.zeros((n, 1, 1, cap), dtype=dtype, device=self.device)
+            mask_buf[:, 0, 0, :width].masked_fill_(~valid, float("-inf"))
+        rotary = self.net.rotary_tables(cap)
         trigger = self._trigger_mask(stops).to(self.device) if stops else None
         eos = torch.tensor(sorted(self.eos_ids), dtype=torch.long, device=self.device)
         keys = seed_keys(seeds)
         budget_t = torch.tensor(budget, device=self.device)
 
-        # The KV buffers start with room for 64 new tokens and double when full (most rows stop early).
-        cache = _growing_cache(self.model.config, width + min(steps_max, 64))
-        # With SDPA, decode steps get the [batch, 1, 1, length] boolean mask as a view of the buffer
-        # (transformers passes a 4D mask through as is) instead of rebuilding it every step.
-        mask4d = padded and getattr(self.model.config, "_attn_implementation", None) == "sdpa"
-        if mask4d:
-            mask_bool = mask_buf.bool()
         # Identical prompts (Best-of-N's samples, a beam's children) are prefilled once; their rows
         # then start from copies of its KV cache and logits.
         first: dict[tuple[int, ...], int] = {}
         src = [first.setdefault(tuple(x), r) for r, x in enumerate(ids)]
-        unique = sorted(first.values())
-        pre = slice(None) if len(unique) == n else torch.tensor(unique, device=self.device)
-        logits = self.model(input_ids=input_ids[pre], attention_mask=mask[pre] if padded else None,
-                            position_ids=positions[pre], use_cache=True, logits_to_keep=1,
-                            **{self._cache_kw: cache}).logits[:, -1]
+        unique = torch.tensor(sorted(first.values()), device=self.device)
+        # The KV buffers start with room for 64 new tokens and double when full (most rows stop early).
+        cache = self.net.new_cache(len(unique), width + min(steps_max, 64))
+        prefill_mask = None
+        if padded:
+            # Causal, and no attending to padding; a padding position attends to itself so that its
+            # softmax has a term (its output is never used).
+            causal = torch.ones((width, width), dtype=torch.bool, device=self.device).tril()
+            allowed = causal & (valid[unique][:, None, :] | torch.eye(width, dtype=torch.bool, device=self.device))
+            prefill_mask = torch.zeros(allowed.shape, dtype=dtype, device=self.device)
+            prefill_mask = prefill_mask.masked_fill_(~allowed, float("-inf")).unsqueeze(1)
+        logits = self.net.forward(input_ids[unique], positions[unique], cache, prefill_mask, rotary)
         if len(unique) < n:
-            slot = {r: k for k, r in enumerate(unique)}
+            slot = {r: k for k, r in enumerate(sorted(first.values()))}
             expand = torch.tensor([slot[r] for r in src], device=self.device)
-            cache.batch_select_indices(expand)
+            cache.select(expand)
             logits = logits[expand]
         next_pos = positions[:, -1] + 1
         rows = torch.arange(n, device=self.device)   # original row of each live batch row
@@ -213,21 +342,15 @@ class SeededDecoder:
                     break
                 if n_done_in_batch >= 0.25 * len(live):
                     keep = torch.tensor(alive, device=self.device)
-                    cache.batch_select_indices(keep)
-                    mask_buf, next_pos, tok, rows = mask_buf[keep], next_pos[keep], tok[keep], rows[keep]
-                    if mask4d:
-                        mask_bool = mask_bool[keep]
+                    cache.select(keep)
+                    next_pos, tok, rows = next_pos[keep], tok[keep], rows[keep]
+                    if mask_buf is not None:
+                        mask_buf = mask_buf[keep]
                     live = [live[j] for j in alive]
                     n_done_in_batch = 0
-            if not padded:
-                mask = None
-            elif mask4d:
-                mask = mask_bool[:, None, None, :width + step + 1]
-            else:
-                mask = mask_buf[:, :width + step + 1]
-            logits = self.model(input_ids=tok.unsqueeze(1), attention_mask=mask,
-                                position_ids=next_pos.unsqueeze(1), use_cache=True,
-                                **{self._cache_kw: cache}).logits[:, -1]
+            cache.reserve(width + step + 1, cap)
+            mask = None if mask_buf is None else mask_buf[..., :width + step + 1]
+            logits = self.net.forward(tok.unsqueeze(1), next_pos.unsqueeze(1), cache, mask, rotary)
             next_pos = next_pos + 1
         return result
 
@@ -243,83 +366,6 @@ class SeededDecoder:
         if len(gen) >= budget:
             return self._decode(gen), len(gen), "length"
         return None
-
-
-def _growing_cache(config, capacity: int):
-    """A ``DynamicCache`` whose plain full-attention layers write into preallocated buffers.
-
-    ``DynamicLayer`` concatenates every new token onto its keys and values: a copy of the whole
-    cache per step and layer, which dominated the decode step of the tiny policies. A BufferLayer
-    writes in place and hands attention a view of the filled part; other layer kinds (sliding
-    window, ...) are left as transformers builds them.
-    """
-    from transformers import DynamicCache
-    from transformers.cache_utils import DynamicLayer
-
-    cache = DynamicCache(config=config)
-    if cache.layers:
-        cache.layers = [_buffer_layer_class()(capacity) if type(layer) is DynamicLayer else layer for layer in cache.layers]
-    return cache
-
-
-@functools.cache
-def _buffer_layer_class():
-    """The BufferLayer class, defined on first use (this module imports transformers lazily)."""
-    from transformers.cache_utils import DynamicLayer
-
-    class BufferLayer(DynamicLayer):
-        """A full-attention cache layer over preallocated [batch, heads, capacity, dim] buffers."""
-
-        def __init__(self, capacity: int):
-            super().__init__()
-            self.capacity = capacity
-            self.length = 0
-
-        def lazy_initialization(self, key_states, value_states):
-            self.device = key_states.device
-            b, h, _, d = key_states.shape
-            self._k = key_states.new_empty((b, h, self.capacity, d))
-            self._v = value_states.new_empty((b, h, self.capacity, value_states.shape[-1]))
-            self.is_initialized = True
-
-        def _resize(self, rows, capacity: int) -> None:
-            """Keep batch rows ``rows`` (all: None) in new buffers of ``capacity`` columns; only the
-            filled columns are gathered and copied (gathering whole buffers doubled the cost)."""
-            k, v = (x[:, :, :self.length] for x in (self._k, self._v))
-            if rows is not None:
-                k, v = k.index_select(0, rows), v.index_select(0, rows)
-            self._k = k.new_empty((k.shape[0], k.shape[1], capacity, k.shape[3]))
-            self._v = v.new_empty((v.shape[0], v.shape[1], capacity, v.shape[3]))
-            self._k[:, :, :self.length] = k
-            self._v[:, :, :self.length] = v
-
-        def update(self, key_states, value_states, *args, **kwargs):
-            if not self.is_initialized:
-                self.lazy_initialization(key_states, value_states)
-            end = self.length + key_states.shape[-2]
-            if end > self._k.shape[-2]:  # past the planned capacity: grow (amortized by doubling)
-                self._resize(None, max(end, 2 * self._k.shape[-2]))
-            self._k[:, :, self.length:end] = key_states
-            self._v[:, :, self.length:end] = value_states
-            self.length = end
-            self.keys, self.values = self._k[:, :, :end], self._v[:, :, :end]
-            return self.keys, self.values
-
-        def get_seq_length(self) -> int:
-            return self.length
-
-        def batch_select_indices(self, indices):
-            if self.is_initialized:  # copies the filled part only
-                self._resize(indices, self._k.shape[-2])
-                self.keys, self.values = self._k[:, :, :self.length], self._v[:, :, :self.length]
-
-        def reorder_cache(self, beam_idx) -> None:
-            self.batch_select_indices(beam_idx)
-
-        def crop(self, tokens_to_remove: int) -> None:
-            raise NotImplementedError("the decode loop never crops its cache")
-
-    return BufferLayer
 
 
 def _eos_ids(model, tokenizer) -> set[int]:
