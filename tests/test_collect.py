@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -16,9 +17,9 @@ import yaml
 from conftest import KnownPRM, ScriptedPolicy, make_problems, write_jsonl
 
 from tts_utils import collect as C
+from tts_utils.paths import REPO_ROOT
 from tts_utils.search import best_of_n, dvts
 
-ROOT = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
 
 
@@ -135,11 +136,29 @@ def test_sharded_runs_merge_to_the_unsharded_tables(tmp_path, calls, tests_on_pa
     ({"colour": "blue"}, "unknown config field"),
     ({"loader": "no_such_module:f"}, "'loader'"),
     ({"beam_width": 0}, "beam_width"),
+    ({"temperature": float("inf")}, "config field 'temperature' must be a finite number"),
+    ({"temperature": float("nan")}, "config field 'temperature' must be a finite number"),
+    ({"temperature": "hot"}, "config field 'temperature' must be a number, got 'hot'"),
+    ({"top_p": "all"}, "config field 'top_p' must be a number"),
+    ({"methods": []}, "'methods' is empty"),
+    ({"policies": []}, "'policies' is empty"),
+    ({"datasets": []}, "'datasets' is empty"),
+    ({"seeds": []}, "'seeds' is empty"),
+    ({"n": []}, "'n' is empty"),
 ])
 def test_config_errors_name_the_field_before_any_generation(tmp_path, calls, tests_on_path, over, message):
     with pytest.raises(C.ConfigError, match=message):
         C.collect(grid(tmp_path, **over), progress=False)
     assert calls["policy_generate"] == calls["policy_loads"] == 0
+
+
+def test_a_problem_with_an_empty_answer_is_a_config_error(tmp_path, calls, tests_on_path):
+    rows = [{"unique_id": p.id, "problem": p.problem, "answer": p.answer} for p in make_problems(3)]
+    rows[1]["answer"] = " "
+    (tmp_path / "empty.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(C.ConfigError, match="'datasets'\\[0\\]: .*empty.jsonl:2: 'answer' is empty"):
+        C.collect(grid(tmp_path, datasets=[str(tmp_path / "empty.jsonl")]), progress=False)
+    assert calls["policy_generate"] == 0
 
 
 def test_unknown_model_shard_and_out_errors(tmp_path, calls, tests_on_path):
@@ -160,7 +179,7 @@ def test_unknown_model_shard_and_out_errors(tmp_path, calls, tests_on_path):
 
 
 def _cli(config: Path, env: dict) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "tts_utils.collect", str(config)], cwd=ROOT, env=env,
+    return subprocess.Popen([sys.executable, "-m", "tts_utils.collect", str(config)], cwd=REPO_ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -171,7 +190,7 @@ def test_cli_killed_at_random_points_resumes_to_identical_tables(tmp_path, tests
 
     config = tmp_path / "grid.yaml"
     config.write_text(yaml.safe_dump({**cfg, "out": str(tmp_path / "killed")}))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS)])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(TESTS)])}
     chunks = tmp_path / "killed" / "chunks"
     manifest = tmp_path / "killed" / "manifest.json"
     rng = random.Random(1234)
@@ -204,7 +223,7 @@ def test_cli_killed_at_random_points_resumes_to_identical_tables(tmp_path, tests
 
 def test_majority_and_best_of_n_share_one_sampling_pass(tmp_path):
     """Within one collect call, BoN with every PRM reuses majority voting's samples."""
-    from tts_utils import collect as collect_mod
+    from tts_utils.collect.run import _SampleMemo
 
     calls = []
 
@@ -215,7 +234,7 @@ def test_majority_and_best_of_n_share_one_sampling_pass(tmp_path):
             calls.append(params.stop)
             return [f"x{s}" for s in seeds]
 
-    memo = collect_mod._SampleMemo(Recorder())
+    memo = _SampleMemo(Recorder())
     from tts_utils.policy import SamplingParams
 
     whole = SamplingParams(stop=None)

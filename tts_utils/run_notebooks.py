@@ -32,10 +32,11 @@ from pathlib import Path
 import papermill
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
-NOTEBOOK_DIR = REPO / "notebooks"
+from tts_utils import paths
+
+NOTEBOOK_DIR = paths.NOTEBOOKS_DIR
 PARAMS_DIR = NOTEBOOK_DIR / "params"
-RUNS_DIR = REPO / "runs" / "notebooks"
+RUNS_DIR = paths.RUNS_DIR / "notebooks"
 
 
 class ProfileError(ValueError):
@@ -127,7 +128,7 @@ def run(profile_name: str, only: list[str] | None = None, log_output: bool = Fal
         start = time.perf_counter()
         print(f"[{profile_name}] {nb.name} ...", flush=True)
         papermill.execute_notebook(str(nb), str(out), parameters=params[nb], kernel_name="python3",
-                                   cwd=str(REPO), progress_bar=False, log_output=log_output)
+                                   cwd=str(paths.REPO_ROOT), progress_bar=False, log_output=log_output)
         print(f"[{profile_name}] {nb.name} done in {time.perf_counter() - start:.1f} s", flush=True)
         outputs.append(out)
     return outputs
@@ -136,15 +137,16 @@ def run(profile_name: str, only: list[str] | None = None, log_output: bool = Fal
 README_START, README_END = "<!-- findings:start -->", "<!-- findings:end -->"
 
 
-def findings_markdown(figures_dir: Path, relative_to: Path = REPO) -> str:
+def findings_markdown(figures_dir: Path, relative_to: Path = paths.REPO_ROOT) -> str:
     """The README's findings table, built from the verdict files the notebooks wrote."""
     import json
 
-    lines = ["| finding | paper's claim | verdict (computed) | effects [95% CI] | figure |",
+    lines = ["| finding | paper's claim | verdict (computed) | effects [95% CI], bootstrap p | figure |",
              "| --- | --- | --- | --- | --- |"]
     for path in sorted(Path(figures_dir).glob("*.verdict.json")):
         v = json.loads(path.read_text())
-        effects = "<br>".join(f"{p['claim']}: {p['effect']:+.3f} [{p['lo']:+.3f}, {p['hi']:+.3f}] {p['verdict']}"
+        effects = "<br>".join(f"{p['claim']}: {p['effect']:+.3f} [{p['lo']:+.3f}, {p['hi']:+.3f}]"
+                              + (f", p = {p['p']:.3f}" if "p" in p else "") + f" {p['verdict']}"
                               for p in v["parts"]).replace("|", "\\|")  # a "|" would end the cell
         rel = Path(os.path.relpath(figures_dir, relative_to))
         lines.append(f"| {v['finding']} | {v['title']} | **{v['verdict']}** | {effects} | "
@@ -163,7 +165,7 @@ def replace_section(readme: Path, start: str, end: str, markdown: str) -> bool:
     return True
 
 
-def update_readme(figures_dir: Path, readme: Path = REPO / "README.md") -> bool:
+def update_readme(figures_dir: Path, readme: Path = paths.README) -> bool:
     """Replace the findings table between the README's markers; False if there are no markers."""
     return replace_section(readme, README_START, README_END, findings_markdown(figures_dir, readme.parent))
 
@@ -181,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     except ProfileError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if args.readme and update_readme(REPO / "figures"):
+    if args.readme and update_readme(paths.FIGURES_DIR):
         print("README.md findings table updated from figures/*.verdict.json")
     return 0
 
