@@ -8,10 +8,11 @@ import nbformat
 import papermill
 import pytest
 
+from tts_utils import paths
 from tts_utils import run_notebooks as rn
 
 NOTEBOOK = rn.NOTEBOOK_DIR / "08_real_outputs.ipynb"
-EXTERNAL = rn.REPO.parent / "shared" / "data" / "external" / "qwen25math_math_cot_100.jsonl"
+EXTERNAL = paths.REPO_ROOT.parent / "shared" / "data" / "external" / "qwen25math_math_cot_100.jsonl"
 
 
 def text_outputs(nb) -> str:
@@ -27,7 +28,7 @@ def text_outputs(nb) -> str:
                                                    "of the repo)")
 def test_real_outputs_notebook_on_the_external_file(tmp_path):
     out = tmp_path / "08.ipynb"
-    papermill.execute_notebook(str(NOTEBOOK), str(out), kernel_name="python3", cwd=str(rn.REPO), progress_bar=False,
+    papermill.execute_notebook(str(NOTEBOOK), str(out), kernel_name="python3", cwd=str(paths.REPO_ROOT), progress_bar=False,
                                parameters={"external_path": str(EXTERNAL), "figures_dir": str(tmp_path / "figs")})
     text = text_outputs(nbformat.read(out, as_version=4))
     assert "100 problems, 800 samples (8 a problem)" in text
@@ -41,6 +42,6 @@ def test_real_outputs_notebook_on_the_external_file(tmp_path):
 def test_the_notebook_stops_with_a_clear_message_without_its_input(tmp_path):
     with pytest.raises(papermill.PapermillExecutionError, match="outside the repository"):
         papermill.execute_notebook(str(NOTEBOOK), str(tmp_path / "08.ipynb"), kernel_name="python3",
-                                   cwd=str(rn.REPO), progress_bar=False,
+                                   cwd=str(paths.REPO_ROOT), progress_bar=False,
                                    parameters={"external_path": str(Path(tmp_path) / "absent.jsonl"),
                                                "figures_dir": str(tmp_path / "figs")})

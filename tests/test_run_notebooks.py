@@ -94,7 +94,7 @@ def test_a_notebook_whose_external_input_is_absent_is_skipped(project, capsys, m
     assert not out.exists()
     # Present (the profile's path, relative to the repository root): it runs.
     (project / "here.jsonl").write_text("data")
-    monkeypatch.setattr(rn, "REPO", project)
+    monkeypatch.setattr(rn.paths, "REPO_ROOT", project)
     _profile(project, "notebooks:\n  03_external:\n    external_path: here.jsonl\n")
     assert len(rn.run("p", only=["03"])) == 1
     assert out.read_text() == "data"

@@ -105,7 +105,7 @@ def missing_external(notebook: Path, params: dict) -> str | None:
     if path is None:
         declared = papermill.inspect_notebook(str(notebook)).get(EXTERNAL_PARAMETER)
         path = ast.literal_eval(declared["default"]) if declared else None
-    if path is None or (REPO / path).exists():
+    if path is None or (paths.REPO_ROOT / path).exists():
         return None
     return (f"its input {path} (relative to the repository) does not exist; it lives outside the repository "
             f"(../shared), so a clone without it skips this notebook")
