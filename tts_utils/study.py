@@ -44,7 +44,14 @@ GRID_METHODS = ("cot", "majority", *TTS_METHODS, "pass1_samples")
 def grid_config(results_dir: str, dataset: str, policies: Sequence[str], prms: Sequence[str],
                 methods: Sequence[str], budgets: Sequence[int], seeds: Sequence[int] = (0,),
                 limit: int | None = None, **options) -> dict:
-    """A tts_utils.collect config; ``options`` are further collect fields (max_step_tokens, ...)."""
+    """A tts_utils.collect config; ``options`` are further collect fields (max_step_tokens, ...).
+
+    In a notebook it first checks the notebook's parameters (``tts_utils.notebook_params``):
+    unknown names and bad values fail here, naming the parameter."""
+    from tts_utils.notebook_params import check_notebook, check_values
+
+    check_notebook()
+    check_values({"policies": policies, "prms": prms, "budgets": budgets, "seeds": seeds})
     cfg = {"out": results_dir, "datasets": [dataset], "policies": list(policies), "prms": list(prms),
            "methods": list(methods), "n": sorted(budgets), "seeds": list(seeds), **options}
     if limit:
@@ -76,6 +83,9 @@ def collect_grid(config: dict, progress: bool = True) -> tuple[pd.DataFrame, pd.
 def with_rule(acc: pd.DataFrame, rule: str) -> pd.DataFrame:
     """One row per (method, problem ...): PRM methods read ``rule``; CoT and majority voting have
     only the majority rule (they use no PRM)."""
+    from tts_utils.notebook_params import check_values
+
+    check_values({"rule": rule})
     uses_prm = acc["prm"].astype(bool)
     return acc[(uses_prm & (acc["rule"] == rule)) | (~uses_prm & (acc["rule"] == "majority"))]
 
