@@ -5,7 +5,10 @@ Definitions follow DESIGN.md section 7 and the paper (Liu et al. 2025):
 * difficulty = the policy's own pass@1 on a problem, binned easy > 50%, medium 10-50%, hard < 10%;
 * performance gain = (compute-optimal - CoT) / CoT;
 * efficiency gain = budget at which majority voting reaches its best accuracy, divided by the
-  budget at which the compute-optimal curve first reaches that accuracy (linear interpolation).
+  budget at which the compute-optimal curve first reaches that accuracy (linear interpolation);
+  printed ">= x" when the curve is already above it at its smallest budget, "not reached" when
+  it never gets there (``efficiency_text``);
+* verdict statistics: ``bootstrap_test`` (interval and two-sided p over problems) and ``holm``.
 """
 
 from __future__ import annotations
