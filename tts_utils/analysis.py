@@ -216,6 +216,28 @@ def vote_accuracy(candidates: pd.DataFrame, rules: Sequence[str] | None = None) 
     return pd.DataFrame(rows)
 
 
+def first_k(candidates: pd.DataFrame, k: int) -> pd.DataFrame:
+    """The first ``k`` candidates of every candidate set, as a run at N = k. This is how published
+    sampled outputs report maj@k and rm@k (their candidates are independent samples, so the first
+    k are a sample of k; e.g. Qwen2.5-Math's rm_maj_eval.py takes ``[:k]``)."""
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    return candidates[candidates["candidate"] < k].assign(n=k)
+
+
+def pass_at_k_by_problem(candidates: pd.DataFrame, ks: Sequence[int]) -> pd.DataFrame:
+    """Unbiased pass@k of every candidate set for each k (from its n candidates, c of them correct):
+    one row per (run keys, problem_id, k) with ``pass_at_k``; feed it to ``accuracy_table`` with
+    ``value="pass_at_k"`` for the mean over problems and its CI."""
+    rows = []
+    keys = [*RUN_KEYS, "problem_id"]
+    for key, g in candidates.groupby(keys, sort=False):
+        n, c = len(g), int(g["correct"].sum())
+        for k in ks:
+            rows.append({**dict(zip(keys, key, strict=True)), "k": k, "pass_at_k": pass_at_k(n, c, k)})
+    return pd.DataFrame(rows)
+
+
 def accuracy_table(per_problem: pd.DataFrame, by: Sequence[str], value: str = "correct",
                    n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
     """Mean of ``value`` per group with a bootstrap CI over problems.
