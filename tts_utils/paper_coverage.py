@@ -22,13 +22,9 @@ PASS1_EDGES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # the paper's Fig. 3 uses five equ
 PASS1_LABELS = ("0-20%", "20-40%", "40-60%", "60-80%", "80-100%")
 
 
-def _summary(parts: list[dict]) -> dict:
-    return {"verdict": analysis.combine_verdicts([p["verdict"] for p in parts]), "parts": parts}
-
-
-def _part(claim: str, effect: float, lo: float, hi: float, sign: int, detail: str = "") -> dict:
-    return {"claim": claim, "effect": effect, "lo": lo, "hi": hi, "verdict": analysis.verdict(lo, hi, sign),
-            "detail": detail}
+# The findings' verdict machinery (one rule for combining a finding's parts, in study).
+_summary = study.summarize
+_part = study._verdict_row
 
 
 # --------------------------------------------------------------------------- Fig. 3

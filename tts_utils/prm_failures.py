@@ -29,7 +29,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from tts_utils import analysis
+from tts_utils import analysis, study
 
 FAILURES = ("over_criticism", "error_neglect", "localization_bias")
 BIASES = ("position_bias", "length_bias")
@@ -214,7 +214,7 @@ def finding_failures(rates: pd.DataFrame, rate_tolerance: float = 0.05,
         v = "inconclusive" if np.isnan(r["lo"]) else "agrees" if outside else "disagrees" if inside else "inconclusive"
         parts.append({"claim": f"{LABELS[f]} (|rho| > {bias_tolerance})", "effect": r["value"], "lo": r["lo"],
                       "hi": r["hi"], "verdict": v, "detail": f"{int(r['count'])} correct steps, all PRMs"})
-    return {"verdict": analysis.combine_verdicts([p["verdict"] for p in parts]), "parts": parts}
+    return study.summarize(parts)
 
 
 def examples(steps: pd.DataFrame, threshold: float = 0.5) -> pd.DataFrame:
