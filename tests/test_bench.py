@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from conftest import KnownPRM, ScriptedPolicy, make_problems, write_jsonl
 
-from tts_utils import bench
+from tts_utils import bench, paths
 from tts_utils.policy import TransformersPolicy
 from tts_utils.prm import MathShepherdPRM, SkyworkPRM
 from tts_utils.tinyworld.tokenizer import VOCAB_SIZE, build_tokenizer
@@ -139,7 +139,7 @@ def test_figures_row_reports_a_failure_instead_of_raising(monkeypatch):
     monkeypatch.setattr(subprocess, "run", lambda cmd, cwd, **k: seen.append(Path(cwd)) or Done())
     rows = bench.bench_figures("smoke")
     assert [(r["mode"], r["ok"], r["error"]) for r in rows] == [("cold", False, "notebook 03 failed")]
-    assert seen[0] != bench.REPO and (seen[0] / "tts_utils").is_dir() is False  # a copy, removed afterwards
+    assert seen[0] != paths.REPO_ROOT and (seen[0] / "tts_utils").is_dir() is False  # a copy, removed afterwards
     assert "FAILED" in bench.to_markdown({"machine": bench.machine(), "figures": rows})
 
 

@@ -16,9 +16,9 @@ import yaml
 from conftest import KnownPRM, ScriptedPolicy, make_problems, write_jsonl
 
 from tts_utils import collect as C
+from tts_utils.paths import REPO_ROOT
 from tts_utils.search import best_of_n, dvts
 
-ROOT = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
 
 
@@ -160,7 +160,7 @@ def test_unknown_model_shard_and_out_errors(tmp_path, calls, tests_on_path):
 
 
 def _cli(config: Path, env: dict) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "tts_utils.collect", str(config)], cwd=ROOT, env=env,
+    return subprocess.Popen([sys.executable, "-m", "tts_utils.collect", str(config)], cwd=REPO_ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -171,7 +171,7 @@ def test_cli_killed_at_random_points_resumes_to_identical_tables(tmp_path, tests
 
     config = tmp_path / "grid.yaml"
     config.write_text(yaml.safe_dump({**cfg, "out": str(tmp_path / "killed")}))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS)])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(TESTS)])}
     chunks = tmp_path / "killed" / "chunks"
     manifest = tmp_path / "killed" / "manifest.json"
     rng = random.Random(1234)
@@ -204,7 +204,7 @@ def test_cli_killed_at_random_points_resumes_to_identical_tables(tmp_path, tests
 
 def test_majority_and_best_of_n_share_one_sampling_pass(tmp_path):
     """Within one collect call, BoN with every PRM reuses majority voting's samples."""
-    from tts_utils import collect as collect_mod
+    from tts_utils.collect.run import _SampleMemo
 
     calls = []
 
@@ -215,7 +215,7 @@ def test_majority_and_best_of_n_share_one_sampling_pass(tmp_path):
             calls.append(params.stop)
             return [f"x{s}" for s in seeds]
 
-    memo = collect_mod._SampleMemo(Recorder())
+    memo = _SampleMemo(Recorder())
     from tts_utils.policy import SamplingParams
 
     whole = SamplingParams(stop=None)

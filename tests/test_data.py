@@ -8,7 +8,8 @@ import re
 
 import pytest
 
-from tts_utils.data import DATA_DIR, DATASETS, DataError, load_dataset
+from tts_utils.data import DATASETS, DataError, load_dataset, read_json_lines
+from tts_utils.paths import DATA_DIR
 
 
 def _documented_sha256() -> dict[str, str]:
@@ -95,3 +96,11 @@ def test_duplicate_ids(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(DataError, match="no such file"):
         load_dataset(str(tmp_path / "absent.jsonl"))
+
+
+def test_read_json_lines_reads_any_records_and_names_a_bad_line(tmp_path):
+    path = _write(tmp_path, [{"x": 1}, "", [2, 3]])
+    assert read_json_lines(path) == [{"x": 1}, [2, 3]]
+    bad = _write(tmp_path, [{"x": 1}, "{oops"])
+    with pytest.raises(DataError, match=r"set.jsonl:2: not valid JSON"):
+        read_json_lines(bad)

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from tts_utils import models
+from tts_utils import models, paths
 from tts_utils.models import PAPER_MODELS, PRM_BASE_FAMILIES, PRM_FORMATS, PROMPT_FAMILIES, get_model
 
 POLICIES = {
@@ -104,7 +104,7 @@ def test_tiny_manifest_joins_the_registry(tmp_path, monkeypatch):
     monkeypatch.setattr(models, "TINY_MANIFEST", manifest)
     spec = get_model("tiny-prm-x", kind="prm")
     assert spec.world == "tiny" and spec.is_local and spec.prm_format == "qwen-prm"
-    assert spec.local_path() == models.DATA_DIR.parent / "data/tinyworld/prm_x"
+    assert spec.local_path() == paths.REPO_ROOT / "data/tinyworld/prm_x"
     assert "tiny-prm-x" in models.registry() and "Qwen2.5-7B-Instruct" in models.registry()
     manifest.write_text(json.dumps([{"name": "broken", "kind": "prm"}]))
     with pytest.raises(ValueError, match="bad record"):

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from tts_utils.paths import NOTEBOOKS_DIR, REPO_ROOT
 
 
 def tracked_notebooks() -> list[Path]:
-    out = subprocess.run(["git", "ls-files", "*.ipynb"], cwd=REPO, capture_output=True, text=True)
-    files = {REPO / f for f in out.stdout.split()} | set((REPO / "notebooks").glob("*.ipynb"))
+    out = subprocess.run(["git", "ls-files", "*.ipynb"], cwd=REPO_ROOT, capture_output=True, text=True)
+    files = {REPO_ROOT / f for f in out.stdout.split()} | set(NOTEBOOKS_DIR.glob("*.ipynb"))
     return sorted(files)
 
 

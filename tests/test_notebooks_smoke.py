@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from tts_utils import paths
 from tts_utils import run_notebooks as rn
 from tts_utils.models import TINY_MANIFEST
 
@@ -14,7 +15,7 @@ pytestmark = pytest.mark.skipif(not TINY_MANIFEST.exists(), reason="tiny world n
 def test_every_notebook_runs_under_the_smoke_profile(tmp_path, monkeypatch):
     monkeypatch.setattr(rn, "RUNS_DIR", tmp_path / "executed")
     profile = rn.load_profile("smoke")
-    figures = rn.REPO / profile["defaults"]["figures_dir"]
+    figures = paths.REPO_ROOT / profile["defaults"]["figures_dir"]
     for old in figures.glob("*.verdict.json"):
         old.unlink()
     outputs = rn.run("smoke")

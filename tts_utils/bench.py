@@ -42,12 +42,12 @@ from pathlib import Path
 
 import torch
 
+from tts_utils import paths
 from tts_utils.data import load_dataset
 from tts_utils.policy import SamplingParams
 from tts_utils.prompts import split_steps
 from tts_utils.search import SearchConfig, run_method
 
-REPO = Path(__file__).resolve().parent.parent
 POLICIES = ("tiny-policy-xs", "tiny-policy-s", "tiny-policy-m", "tiny-policy-l")
 PRMS = ("tiny-prm-shepherd", "tiny-prm-rlhflow-terse", "tiny-prm-rlhflow-verbose", "tiny-prm-skywork",
         "tiny-prm-qwen")
@@ -301,7 +301,7 @@ def bench_figures(profile: str = "cpu", cold: bool = True, keep: bool = False,
     cmd = [sys.executable, "-m", "tts_utils.run_notebooks", "--profile", profile]
     tmp = Path(tempfile.mkdtemp(prefix="tts-bench-figures-"))
     copy = tmp / "repo"
-    shutil.copytree(REPO, copy, ignore=shutil.ignore_patterns(*_NOT_COPIED), symlinks=True)
+    shutil.copytree(paths.REPO_ROOT, copy, ignore=shutil.ignore_patterns(*_NOT_COPIED), symlinks=True)
     rows = []
     try:
         for mode in ("cold", "warm"):
@@ -578,7 +578,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--figures-profile", default="cpu")
     ap.add_argument("--figures-timeout", type=float, default=3600.0, help="seconds per run of the notebooks")
     ap.add_argument("--loader", help="'module:function' (kind, name) -> model, instead of the registry")
-    ap.add_argument("--out", default=str(REPO / "runs" / "bench"), help="writes bench.md and bench.json here")
+    ap.add_argument("--out", default=str(paths.RUNS_DIR / "bench"), help="writes bench.md and bench.json here")
     ap.add_argument("--note", default=None, help="a line for the report (e.g. what else was running)")
     ap.add_argument("--readme", action="store_true", help="also put the table into README.md (between its markers)")
     return ap
@@ -587,7 +587,7 @@ def parser() -> argparse.ArgumentParser:
 README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 
-def update_readme(markdown: str, readme: Path = REPO / "README.md") -> bool:
+def update_readme(markdown: str, readme: Path = paths.README) -> bool:
     """Put ``markdown`` between the README's bench markers; False if it has none."""
     from tts_utils.run_notebooks import replace_section
 

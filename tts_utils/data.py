@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+from tts_utils.paths import DATA_DIR
 
 # name -> file under DATA_DIR. The tiny-world sets are written by tts_utils.tinyworld.
 DATASETS: dict[str, str] = {
@@ -69,22 +69,30 @@ def _record_to_problem(rec: dict, where: str) -> Problem:
     )
 
 
-def read_jsonl(path: str | Path) -> list[Problem]:
-    """Read problems from a JSON Lines file; a bad line raises DataError naming file and line."""
-    path = Path(path)
+def _json_lines(path: Path):
+    """(where, record) for each non-blank line; a bad line raises DataError naming file and line."""
     if not path.exists():
         raise DataError(f"{path}: no such file")
-    problems: list[Problem] = []
     with path.open(encoding="utf-8") as f:
         for lineno, line in enumerate(f, start=1):
             if not line.strip():
                 continue
             where = f"{path}:{lineno}"
             try:
-                rec = json.loads(line)
+                yield where, json.loads(line)
             except json.JSONDecodeError as e:
                 raise DataError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
-            problems.append(_record_to_problem(rec, where))
+
+
+def read_json_lines(path: str | Path) -> list:
+    """Every record of any JSON Lines file (blank lines skipped), for files that are not problem sets."""
+    return [rec for _, rec in _json_lines(Path(path))]
+
+
+def read_jsonl(path: str | Path) -> list[Problem]:
+    """Read problems from a JSON Lines file; a bad line raises DataError naming file and line."""
+    path = Path(path)
+    problems = [_record_to_problem(rec, where) for where, rec in _json_lines(path)]
     ids = [p.id for p in problems]
     if len(set(ids)) != len(ids):
         dup = next(i for i in ids if ids.count(i) > 1)

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from tts_utils.data import DATA_DIR
+from tts_utils.paths import DATA_DIR, REPO_ROOT
 
 TINY_MANIFEST = DATA_DIR / "tinyworld" / "models.json"
 
@@ -41,7 +41,7 @@ class ModelSpec:
 
     def local_path(self) -> Path:
         p = Path(self.source)
-        return p if p.is_absolute() else DATA_DIR.parent / p
+        return p if p.is_absolute() else REPO_ROOT / p
 
 
 # Base families of the paper's PRMs (informational: a PRM's input format is ``prm_format``).

@@ -38,6 +38,8 @@ from dataclasses import dataclass
 
 import torch
 
+from tts_utils.prompts import QWEN_MATH_SYSTEM_PROMPT
+
 
 @dataclass(frozen=True)
 class StepScores:
@@ -510,7 +512,7 @@ class QwenPRM(TransformersPRM):
 
     prm_format = "qwen-prm"
     STEP_TOKEN = "<extra_0>"
-    SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
+    SYSTEM = QWEN_MATH_SYSTEM_PROMPT
 
     def __init__(self, model, tokenizer, **kw):
         super().__init__(model, tokenizer, **kw)

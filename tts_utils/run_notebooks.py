@@ -27,10 +27,11 @@ from pathlib import Path
 import papermill
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
-NOTEBOOK_DIR = REPO / "notebooks"
+from tts_utils import paths
+
+NOTEBOOK_DIR = paths.NOTEBOOKS_DIR
 PARAMS_DIR = NOTEBOOK_DIR / "params"
-RUNS_DIR = REPO / "runs" / "notebooks"
+RUNS_DIR = paths.RUNS_DIR / "notebooks"
 
 
 class ProfileError(ValueError):
@@ -102,7 +103,7 @@ def run(profile_name: str, only: list[str] | None = None, log_output: bool = Fal
         start = time.perf_counter()
         print(f"[{profile_name}] {nb.name} ...", flush=True)
         papermill.execute_notebook(str(nb), str(out), parameters=params[nb], kernel_name="python3",
-                                   cwd=str(REPO), progress_bar=False, log_output=log_output)
+                                   cwd=str(paths.REPO_ROOT), progress_bar=False, log_output=log_output)
         print(f"[{profile_name}] {nb.name} done in {time.perf_counter() - start:.1f} s", flush=True)
         outputs.append(out)
     return outputs
@@ -111,7 +112,7 @@ def run(profile_name: str, only: list[str] | None = None, log_output: bool = Fal
 README_START, README_END = "<!-- findings:start -->", "<!-- findings:end -->"
 
 
-def findings_markdown(figures_dir: Path, relative_to: Path = REPO) -> str:
+def findings_markdown(figures_dir: Path, relative_to: Path = paths.REPO_ROOT) -> str:
     """The README's findings table, built from the verdict files the notebooks wrote."""
     import json
 
@@ -138,7 +139,7 @@ def replace_section(readme: Path, start: str, end: str, markdown: str) -> bool:
     return True
 
 
-def update_readme(figures_dir: Path, readme: Path = REPO / "README.md") -> bool:
+def update_readme(figures_dir: Path, readme: Path = paths.README) -> bool:
     """Replace the findings table between the README's markers; False if there are no markers."""
     return replace_section(readme, README_START, README_END, findings_markdown(figures_dir, readme.parent))
 
@@ -156,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     except ProfileError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if args.readme and update_readme(REPO / "figures"):
+    if args.readme and update_readme(paths.FIGURES_DIR):
         print("README.md findings table updated from figures/*.verdict.json")
     return 0
 

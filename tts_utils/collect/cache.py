@@ -1,0 +1,251 @@
+"""Work units, their cache keys and chunk files, and the merge of chunks into the final tables.
+
+A unit's key hashes everything that changes its result; its two chunk files are written
+atomically, so a file that exists is whole. The manifest records the plan so that ``merge`` can
+run later (and from another process) in the fixed table order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from tts_utils.collect.config import GridConfig, import_loader, policy_search
+from tts_utils.data import Problem
+from tts_utils.search import USES_PRM, SearchResult
+
+# Bump when a change to the search or grading code changes results: it invalidates the cache.
+CODE_VERSION = "collect-2"  # 2: beam search ranks finished paths with live ones (finished_paths)
+
+CANDIDATE_COLUMNS = ["dataset", "policy", "prm", "method", "n", "seed", "problem_id", "problem_index", "level",
+                     "candidate", "subtree", "lineage", "steps", "rewards", "step_tokens", "num_steps",
+                     "policy_tokens", "prm_tokens", "finish_reason", "answer", "correct"]
+RUN_COLUMNS = ["dataset", "policy", "prm", "method", "n", "seed", "problem_id", "problem_index", "level", "gold",
+               "num_candidates", "policy_tokens", "prm_tokens", "n_run", "wall_s"]
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One cacheable piece of work: one method run on one chunk of problems."""
+
+    dataset: str
+    policy: str
+    prm: str          # "" for methods without a PRM
+    method: str
+    n_run: int        # the budget actually run
+    budgets: tuple[int, ...]  # the budgets written from it (derived below n_run)
+    seed: int
+    chunk: int
+    problem_ids: tuple[str, ...]
+    key: str
+
+    @property
+    def files(self) -> tuple[str, str]:
+        return f"{self.key}.candidates.parquet", f"{self.key}.runs.parquet"
+
+
+def _file_digest(path: Path, h) -> None:
+    """Whole content of small files; size + first and last 16 MiB of big ones (weights of 7B+
+    models would take minutes to hash, and a changed checkpoint changes its size or its ends)."""
+    size = path.stat().st_size
+    h.update(f"{path.name}:{size}".encode())
+    chunk = 16 << 20
+    with path.open("rb") as f:
+        if size <= 4 * chunk:
+            h.update(f.read())
+        else:
+            h.update(f.read(chunk))
+            f.seek(size - chunk)
+            h.update(f.read(chunk))
+
+
+def model_fingerprint(cfg: GridConfig, kind: str, name: str) -> str:
+    """What identifies a model's weights: file digests for local weights, the hub id otherwise."""
+    if cfg.loader is not None:
+        fn = import_loader(cfg.loader)
+        custom = getattr(fn, "fingerprint", None)
+        return f"{cfg.loader}|{name}|{custom(kind, name) if custom else ''}"
+    from tts_utils.models import get_model
+
+    spec = get_model(name, kind=kind)
+    desc = f"{spec.name}|{spec.family}|{spec.prm_format}|"
+    local = spec.local_path() if not Path(spec.source).exists() else Path(spec.source)
+    if local.is_dir():
+        h = hashlib.sha256(desc.encode())
+        for f in sorted(p for p in local.rglob("*") if p.is_file()):
+            _file_digest(f, h)
+        return h.hexdigest()
+    # a hub id: revisions are not pinned, so a new upload on the hub is not detected
+    return desc + "hub:" + spec.source
+
+
+def _problems_digest(problems: list[Problem]) -> str:
+    h = hashlib.sha256()
+    for p in problems:
+        h.update(json.dumps([p.id, p.problem, p.answer], ensure_ascii=False).encode())
+    return h.hexdigest()
+
+
+def plan(cfg: GridConfig, data: dict[str, list[Problem]], fingerprints: dict[tuple[str, str], str]) -> list[Unit]:
+    """Every work unit of the grid, in the final table order."""
+    units = []
+    for ds in cfg.datasets:
+        problems = data[ds]
+        chunks = [problems[i:i + cfg.chunk_size] for i in range(0, len(problems), cfg.chunk_size)]
+        for pol in cfg.policies:
+            search = asdict(policy_search(cfg, pol))
+            for prm in [""] + cfg.prms:
+                for method in cfg.methods:
+                    if USES_PRM[method] != bool(prm):
+                        continue
+                    seeds = cfg.seeds
+                    if method == "cot":
+                        runs = [(1, (1,))]
+                    elif method == "pass1_samples":
+                        runs, seeds = [(cfg.pass1_samples, (cfg.pass1_samples,))], [cfg.pass1_seed]
+                    elif method == "beam_search":
+                        runs = [(n, (n,)) for n in cfg.n]
+                    else:  # one run at N_max, smaller N derived
+                        runs = [(cfg.n[-1], tuple(cfg.n))]
+                    for n_run, budgets in runs:
+                        for seed in seeds:
+                            for c, chunk in enumerate(chunks):
+                                ident = {
+                                    "code": CODE_VERSION, "dataset": ds, "problems": _problems_digest(chunk),
+                                    "policy": pol, "policy_fp": fingerprints["policy", pol],
+                                    "prm": prm, "prm_fp": fingerprints["prm", prm] if prm else "",
+                                    "method": method, "n_run": n_run, "seed": seed, "search": search,
+                                    "backend": cfg.backend,
+                                }
+                                key = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
+                                units.append(Unit(ds, pol, prm, method, n_run, budgets, seed, c,
+                                                  tuple(p.id for p in chunk), key))
+    return units
+
+
+# ---------------------------------------------------------------------------------------- tables
+
+def atomic_parquet(df: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    df.to_parquet(tmp, index=False)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def unit_frames(unit: Unit, result: SearchResult, problems: list[Problem], index: dict[str, int],
+                 wall_s: float):
+    base = {"dataset": unit.dataset, "policy": unit.policy, "prm": unit.prm, "method": unit.method,
+            "seed": unit.seed}
+    level = {p.id: p.level for p in problems}
+    cands = pd.DataFrame([{
+        **base, "n": unit.n_run, "problem_id": c.problem_id, "problem_index": index[c.problem_id],
+        "level": level[c.problem_id], "candidate": c.index, "subtree": c.subtree, "lineage": c.lineage,
+        "steps": c.steps, "rewards": c.rewards, "step_tokens": c.step_tokens, "num_steps": len(c.steps),
+        "policy_tokens": c.policy_tokens, "prm_tokens": c.prm_tokens, "finish_reason": c.finish_reason,
+        "answer": c.answer, "correct": bool(c.correct)} for c in result.candidates], columns=CANDIDATE_COLUMNS)
+    per_problem = wall_s / max(len(problems), 1)
+    gold = {p.id: p.answer for p in problems}
+    runs = pd.DataFrame([{
+        **base, "n": unit.n_run, "problem_id": r.problem_id, "problem_index": index[r.problem_id],
+        "level": level[r.problem_id], "gold": gold[r.problem_id],
+        "group_policy_tokens": r.group_policy_tokens, "group_prm_tokens": r.group_prm_tokens,
+        "wall_s": per_problem} for r in result.runs])
+    return cands, runs
+
+
+def _derive_frames(unit: Unit, cands: pd.DataFrame, runs: pd.DataFrame, n: int, group: int):
+    """Rows of budget n from the unit's N_run rows: the first n/group groups of each problem."""
+    keep = n // group
+    c = cands[cands["subtree"] < keep].copy()
+    c["n"] = n
+    r = runs.copy()
+    r["n"] = n
+    r["num_candidates"] = c.groupby("problem_id").size().reindex(r["problem_id"]).fillna(0).astype(int).values
+    r["policy_tokens"] = [int(sum(x[:keep])) for x in r["group_policy_tokens"]]
+    r["prm_tokens"] = [int(sum(x[:keep])) for x in r["group_prm_tokens"]]
+    r["n_run"] = unit.n_run
+    r["wall_s"] = r["wall_s"] * n / unit.n_run
+    return c.reset_index(drop=True), r[RUN_COLUMNS]
+
+
+def _manifest_path(out: Path) -> Path:
+    return out / "manifest.json"
+
+
+def _seed_order(cfg: GridConfig) -> list[int]:
+    return cfg.seeds + ([cfg.pass1_seed] if cfg.pass1_seed not in cfg.seeds else [])
+
+
+def write_manifest(out: Path, cfg: GridConfig, units: list[Unit]) -> None:
+    doc = {"code_version": CODE_VERSION, "beam_width": cfg.search.beam_width,
+           "order": {"dataset": cfg.datasets, "policy": cfg.policies, "prm": [""] + cfg.prms,
+                     "method": cfg.methods, "seed": _seed_order(cfg)},
+           "units": [asdict(u) for u in units]}
+    path = _manifest_path(out)
+    tmp = path.with_name(f"manifest.json.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(doc, indent=1))
+    os.replace(tmp, path)
+
+
+def find_chunk(name: str, dirs: list[Path]) -> Path | None:
+    for d in dirs:
+        p = d / "chunks" / name
+        if p.exists():
+            return p
+    return None
+
+
+def merge(out: str | Path, *more: str | Path) -> dict[str, Path]:
+    """Join the chunk files of the grid in ``out`` (and of shards copied elsewhere, ``more``) into
+    ``out/candidates.parquet`` and ``out/runs.parquet``. Errors if any chunk is missing."""
+    out = Path(out)
+    dirs = [out, *map(Path, more)]
+    mpath = _manifest_path(out)
+    if not mpath.exists():
+        raise FileNotFoundError(f"{mpath} not found: run the grid (python -m tts_utils.collect CONFIG) first")
+    doc = json.loads(mpath.read_text())
+    units = [Unit(**{**u, "budgets": tuple(u["budgets"]), "problem_ids": tuple(u["problem_ids"])})
+             for u in doc["units"]]
+    missing = [u for u in units if any(find_chunk(f, dirs) is None for f in u.files)]
+    if missing:
+        example = missing[0]
+        raise FileNotFoundError(
+            f"{len(missing)} of {len(units)} work units are not done (e.g. {example.method} N={example.n_run} "
+            f"seed={example.seed} chunk {example.chunk} of {example.dataset}); run the missing shards first")
+    order = doc["order"]
+    rank = {k: {v: i for i, v in enumerate(vals)} for k, vals in order.items()}
+    pieces = []
+    for u in units:
+        cands = pd.read_parquet(find_chunk(u.files[0], dirs))
+        runs = pd.read_parquet(find_chunk(u.files[1], dirs))
+        group = doc["beam_width"] if u.method == "dvts" else 1
+        for n in u.budgets:
+            c, r = _derive_frames(u, cands, runs, n, group)
+            sort_key = (rank["dataset"][u.dataset], rank["policy"][u.policy], rank["prm"][u.prm],
+                        rank["method"][u.method], n, rank["seed"][u.seed], u.chunk)
+            pieces.append((sort_key, c, r))
+    pieces.sort(key=lambda x: x[0])
+    cand_df = pd.concat([c for _, c, _ in pieces], ignore_index=True) if pieces else \
+        pd.DataFrame(columns=CANDIDATE_COLUMNS)
+    runs_df = pd.concat([r for _, _, r in pieces], ignore_index=True) if pieces else \
+        pd.DataFrame(columns=RUN_COLUMNS)
+    paths = {"candidates": out / "candidates.parquet", "runs": out / "runs.parquet"}
+    atomic_parquet(cand_df, paths["candidates"])
+    atomic_parquet(runs_df, paths["runs"])
+    return paths
+
+
+def load_results(out: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(candidates, runs) tables of a finished grid, for notebooks."""
+    out = Path(out)
+    paths = [out / "candidates.parquet", out / "runs.parquet"]
+    for p in paths:
+        if not p.exists():
+            raise FileNotFoundError(f"{p} not found: run the grid, or `python -m tts_utils.collect merge {out}`")
+    return pd.read_parquet(paths[0]), pd.read_parquet(paths[1])

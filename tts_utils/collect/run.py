@@ -1,0 +1,181 @@
+"""Run the missing work units of a grid (models loaded once per pair), then merge; and the CLI."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from tts_utils.collect.cache import (
+    Unit,
+    atomic_parquet,
+    find_chunk,
+    merge,
+    model_fingerprint,
+    plan,
+    unit_frames,
+    write_manifest,
+)
+from tts_utils.collect.config import (
+    ConfigError,
+    GridConfig,
+    check_models,
+    check_out,
+    import_loader,
+    parse_config,
+    parse_shard,
+    policy_search,
+)
+from tts_utils.data import DataError, load_dataset
+from tts_utils.search import run_method
+
+
+def _load_model(cfg: GridConfig, kind: str, name: str):
+    if cfg.loader is not None:
+        return import_loader(cfg.loader)(kind, name)
+    if kind == "policy":
+        from tts_utils.policy import load_policy
+
+        return load_policy(name, backend=cfg.backend, **cfg.backend_options)
+    from tts_utils.prm import load_prm
+
+    return load_prm(name)
+
+
+def collect(config: dict | str | Path, shard: str | None = None, out: str | Path | None = None,
+            progress: bool = True) -> dict[str, Path] | None:
+    """Run (the missing part of) a grid; returns the final table paths, or None when this shard
+    finished its part but other shards have not."""
+    cfg = parse_config(config)
+    if out is not None:
+        cfg.out = str(out)
+    shard_spec = parse_shard(shard)
+    out_dir = check_out(cfg.out)
+    check_models(cfg)
+    data = {}
+    for i, ds in enumerate(cfg.datasets):
+        try:
+            data[ds] = load_dataset(ds, limit=cfg.limit)
+        except DataError as e:
+            raise ConfigError(f"config field 'datasets'[{i}]: {e}") from None
+        if not data[ds]:
+            raise ConfigError(f"config field 'datasets'[{i}]: {ds!r} has no problems")
+    fingerprints = {("policy", p): model_fingerprint(cfg, "policy", p) for p in cfg.policies}
+    fingerprints.update({("prm", p): model_fingerprint(cfg, "prm", p) for p in cfg.prms})
+    units = plan(cfg, data, fingerprints)
+    write_manifest(out_dir, cfg, units)
+
+    mine = [u for u in units if shard_spec is None or u.chunk % shard_spec[1] == shard_spec[0]]
+    todo = [u for u in mine if any(find_chunk(f, [out_dir]) is None for f in u.files)]
+    by_id = {ds: {p.id: p for p in probs} for ds, probs in data.items()}
+    positions = {ds: {p.id: i for i, p in enumerate(probs)} for ds, probs in data.items()}
+    _run_units(cfg, todo, by_id, positions, out_dir, progress, total=sum(len(u.problem_ids) for u in mine),
+               done=sum(len(u.problem_ids) for u in mine if u not in todo))
+    try:
+        return merge(out_dir)
+    except FileNotFoundError:
+        if shard_spec is None:
+            raise
+        return None  # other shards still running; the last one to finish merges
+
+
+class _SampleMemo:
+    """Wraps a policy so that identical whole-solution sampling calls are generated once.
+
+    Majority voting and Best-of-N with every PRM draw exactly the same samples (same prompts,
+    seeds and sampling parameters), so within one collect call they are generated once per
+    (policy, chunk) and reused: with k PRMs this saves k of every k + 1 sampling passes. Step
+    calls (beam search, DVTS) differ per PRM after the first round and are not memoized.
+    The memo lives as long as the policy is loaded (units run grouped by policy): at most one
+    N_max sample set per chunk, e.g. about 10 MB for 500 tiny-world problems at N = 64.
+    """
+
+    def __init__(self, policy):
+        self.policy = policy
+        self._memo: dict = {}
+
+    def __getattr__(self, name):  # name, family, tokenizer, build_prompt ... of the real policy
+        return getattr(self.policy, name)
+
+    def generate(self, prompts, params, seeds):
+        if params.stop:  # one step of a tree search
+            return self.policy.generate(prompts, params, seeds)
+        key = (tuple(prompts), params, tuple(seeds))
+        if key not in self._memo:
+            self._memo[key] = self.policy.generate(prompts, params, seeds)
+        return self._memo[key]
+
+
+def _run_units(cfg: GridConfig, todo: list[Unit], by_id: dict, positions: dict, out_dir: Path, progress: bool,
+               total: int, done: int) -> None:
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, initial=done, unit="problem", desc="collect", disable=not progress,
+               file=sys.stderr, dynamic_ncols=True)
+    tokens = {"policy": 0, "prm": 0}
+    # Execution order groups units by model pair so each pair is loaded once (table order is
+    # fixed by merge, not by this order).
+    pairs: dict[tuple[str, str], list[Unit]] = {}
+    for u in todo:
+        pairs.setdefault((u.policy, u.prm), []).append(u)
+    policy_name, policy = None, None
+    try:
+        for (pol_name, prm_name), units in sorted(pairs.items(), key=lambda kv: (cfg.policies.index(kv[0][0]),
+                                                                                  kv[0][1] != "", kv[0][1])):
+            if pol_name != policy_name:
+                policy = None  # free the previous policy before loading the next
+                policy = _SampleMemo(_load_model(cfg, "policy", pol_name))
+                policy_name = pol_name
+            prm = _load_model(cfg, "prm", prm_name) if prm_name else None
+            for u in units:
+                problems = [by_id[u.dataset][pid] for pid in u.problem_ids]
+                t0 = time.perf_counter()
+                result = run_method(u.method, policy, prm, problems, u.n_run, u.seed,
+                                    policy_search(cfg, u.policy))
+                wall = time.perf_counter() - t0
+                cands, runs = unit_frames(u, result, problems, positions[u.dataset], wall)
+                # runs file first: a unit counts as done only when both files exist
+                atomic_parquet(runs, out_dir / "chunks" / u.files[1])
+                atomic_parquet(cands, out_dir / "chunks" / u.files[0])
+                tokens["policy"] += result.policy_tokens
+                tokens["prm"] += result.prm_tokens
+                bar.set_postfix(policy_tok=tokens["policy"], prm_tok=tokens["prm"], refresh=False)
+                bar.update(len(problems))
+            prm = None
+    finally:
+        bar.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "merge":
+        ap = argparse.ArgumentParser(prog="python -m tts_utils.collect merge",
+                                     description="join finished chunk files into the final tables")
+        ap.add_argument("dirs", nargs="+", help="output dir (tables are written here), then extra shard dirs")
+        args = ap.parse_args(argv[1:])
+        try:
+            paths = merge(*args.dirs)
+        except FileNotFoundError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print("\n".join(str(p) for p in paths.values()))
+        return 0
+    ap = argparse.ArgumentParser(prog="python -m tts_utils.collect",
+                                 description="Run a grid of searches (dataset x policy x PRM x method x N x seed) "
+                                             "into parquet tables; the config is described in tts_utils/collect.")
+    ap.add_argument("config", help="grid config (YAML)")
+    ap.add_argument("--shard", help="run part i of n (0-based), e.g. 0/4")
+    ap.add_argument("--out", help="output directory (overrides the config's `out`)")
+    ap.add_argument("--no-progress", action="store_true")
+    args = ap.parse_args(argv)
+    try:
+        paths = collect(args.config, shard=args.shard, out=args.out, progress=not args.no_progress)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if paths is None:
+        print("shard done; other shards are still missing (merge when they finish)")
+    else:
+        print("\n".join(str(p) for p in paths.values()))
+    return 0

@@ -1,0 +1,18 @@
+"""Where things live in the repository: one definition, imported by every module that needs it.
+
+Relative paths in configs and notebook parameters (``runs/results/cpu``, ``figures``) are relative
+to ``REPO_ROOT``: the notebook runner executes notebooks with it as the working directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = REPO_ROOT / "data"              # benchmarks and the tiny world's sets and weights
+RUNS_DIR = REPO_ROOT / "runs"              # everything generated and cached (git-ignored)
+FIGURES_DIR = REPO_ROOT / "figures"        # the committed figures (PNG + PDF)
+NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+README = REPO_ROOT / "README.md"
+
+__all__ = ["DATA_DIR", "FIGURES_DIR", "NOTEBOOKS_DIR", "README", "REPO_ROOT", "RUNS_DIR"]
