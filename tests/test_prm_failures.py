@@ -111,3 +111,14 @@ def test_the_rules_need_an_exact_checker():
     assert pf.step_checker("tinyhard30") is not None
     with pytest.raises(ValueError, match="ProcessBench"):
         pf.step_checker("math500")
+
+
+def test_an_example_shows_every_step_with_its_label_and_score():
+    c = cands([("q1", 0, ["ok", "bad", "ok"], [0.9, 0.8, 0.2])])
+    t = pf.step_table(c, QUESTIONS, first_bad)
+    ex = pf.examples(t)
+    ex = ex[ex["failure"] == "error_neglect"].iloc[0]
+    md = pf.example_markdown(ex, c, QUESTIONS, t).splitlines()
+    assert "question 1" in md[2]
+    assert md[4:] == ["1. `ok` | right | score 0.90", "2. `bad` | FIRST ERROR | score 0.80 **<-**",
+                      "3. `ok` | after the error | score 0.20"]
