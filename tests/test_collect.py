@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -135,11 +136,29 @@ def test_sharded_runs_merge_to_the_unsharded_tables(tmp_path, calls, tests_on_pa
     ({"colour": "blue"}, "unknown config field"),
     ({"loader": "no_such_module:f"}, "'loader'"),
     ({"beam_width": 0}, "beam_width"),
+    ({"temperature": float("inf")}, "config field 'temperature' must be a finite number"),
+    ({"temperature": float("nan")}, "config field 'temperature' must be a finite number"),
+    ({"temperature": "hot"}, "config field 'temperature' must be a number, got 'hot'"),
+    ({"top_p": "all"}, "config field 'top_p' must be a number"),
+    ({"methods": []}, "'methods' is empty"),
+    ({"policies": []}, "'policies' is empty"),
+    ({"datasets": []}, "'datasets' is empty"),
+    ({"seeds": []}, "'seeds' is empty"),
+    ({"n": []}, "'n' is empty"),
 ])
 def test_config_errors_name_the_field_before_any_generation(tmp_path, calls, tests_on_path, over, message):
     with pytest.raises(C.ConfigError, match=message):
         C.collect(grid(tmp_path, **over), progress=False)
     assert calls["policy_generate"] == calls["policy_loads"] == 0
+
+
+def test_a_problem_with_an_empty_answer_is_a_config_error(tmp_path, calls, tests_on_path):
+    rows = [{"unique_id": p.id, "problem": p.problem, "answer": p.answer} for p in make_problems(3)]
+    rows[1]["answer"] = " "
+    (tmp_path / "empty.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(C.ConfigError, match="'datasets'\\[0\\]: .*empty.jsonl:2: 'answer' is empty"):
+        C.collect(grid(tmp_path, datasets=[str(tmp_path / "empty.jsonl")]), progress=False)
+    assert calls["policy_generate"] == 0
 
 
 def test_unknown_model_shard_and_out_errors(tmp_path, calls, tests_on_path):

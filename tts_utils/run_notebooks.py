@@ -116,11 +116,12 @@ def findings_markdown(figures_dir: Path, relative_to: Path = paths.REPO_ROOT) ->
     """The README's findings table, built from the verdict files the notebooks wrote."""
     import json
 
-    lines = ["| finding | paper's claim | verdict (computed) | effects [95% CI] | figure |",
+    lines = ["| finding | paper's claim | verdict (computed) | effects [95% CI], bootstrap p | figure |",
              "| --- | --- | --- | --- | --- |"]
     for path in sorted(Path(figures_dir).glob("*.verdict.json")):
         v = json.loads(path.read_text())
-        effects = "<br>".join(f"{p['claim']}: {p['effect']:+.3f} [{p['lo']:+.3f}, {p['hi']:+.3f}] {p['verdict']}"
+        effects = "<br>".join(f"{p['claim']}: {p['effect']:+.3f} [{p['lo']:+.3f}, {p['hi']:+.3f}]"
+                              + (f", p = {p['p']:.3f}" if "p" in p else "") + f" {p['verdict']}"
                               for p in v["parts"]).replace("|", "\\|")  # a "|" would end the cell
         rel = Path(os.path.relpath(figures_dir, relative_to))
         lines.append(f"| {v['finding']} | {v['title']} | **{v['verdict']}** | {effects} | "

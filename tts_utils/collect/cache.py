@@ -20,7 +20,7 @@ from tts_utils.data import Problem
 from tts_utils.search import USES_PRM, SearchResult
 
 # Bump when a change to the search or grading code changes results: it invalidates the cache.
-CODE_VERSION = "collect-2"  # 2: beam search ranks finished paths with live ones (finished_paths)
+CODE_VERSION = "collect-3"  # 2: beam search ranks finished paths with live ones (finished_paths); 3: PRMs in float64 on CPU
 
 CANDIDATE_COLUMNS = ["dataset", "policy", "prm", "method", "n", "seed", "problem_id", "problem_index", "level",
                      "candidate", "subtree", "lineage", "steps", "rewards", "step_tokens", "num_steps",

@@ -28,7 +28,9 @@ from tts_utils.collect.config import (
     policy_search,
 )
 from tts_utils.data import DataError, load_dataset
+from tts_utils.progress import Progress
 from tts_utils.search import run_method
+from tts_utils.threads import torch_threads
 
 
 def _load_model(cfg: GridConfig, kind: str, name: str):
@@ -70,8 +72,9 @@ def collect(config: dict | str | Path, shard: str | None = None, out: str | Path
     todo = [u for u in mine if any(find_chunk(f, [out_dir]) is None for f in u.files)]
     by_id = {ds: {p.id: p for p in probs} for ds, probs in data.items()}
     positions = {ds: {p.id: i for i, p in enumerate(probs)} for ds, probs in data.items()}
-    _run_units(cfg, todo, by_id, positions, out_dir, progress, total=sum(len(u.problem_ids) for u in mine),
-               done=sum(len(u.problem_ids) for u in mine if u not in todo))
+    with torch_threads():  # a fixed thread count (TTS_THREADS): see tts_utils.threads
+        _run_units(cfg, todo, by_id, positions, out_dir, progress, total=sum(len(u.problem_ids) for u in mine),
+                   done=sum(len(u.problem_ids) for u in mine if u not in todo))
     try:
         return merge(out_dir)
     except FileNotFoundError:
@@ -109,11 +112,7 @@ class _SampleMemo:
 
 def _run_units(cfg: GridConfig, todo: list[Unit], by_id: dict, positions: dict, out_dir: Path, progress: bool,
                total: int, done: int) -> None:
-    from tqdm import tqdm
-
-    bar = tqdm(total=total, initial=done, unit="problem", desc="collect", disable=not progress,
-               file=sys.stderr, dynamic_ncols=True)
-    tokens = {"policy": 0, "prm": 0}
+    bar = Progress(total=total, initial=done, desc=f"collect {Path(cfg.out).name}", enabled=progress)
     # Execution order groups units by model pair so each pair is loaded once (table order is
     # fixed by merge, not by this order).
     pairs: dict[tuple[str, str], list[Unit]] = {}
@@ -138,10 +137,7 @@ def _run_units(cfg: GridConfig, todo: list[Unit], by_id: dict, positions: dict, 
                 # runs file first: a unit counts as done only when both files exist
                 atomic_parquet(runs, out_dir / "chunks" / u.files[1])
                 atomic_parquet(cands, out_dir / "chunks" / u.files[0])
-                tokens["policy"] += result.policy_tokens
-                tokens["prm"] += result.prm_tokens
-                bar.set_postfix(policy_tok=tokens["policy"], prm_tok=tokens["prm"], refresh=False)
-                bar.update(len(problems))
+                bar.update(len(problems), result.policy_tokens)
             prm = None
     finally:
         bar.close()

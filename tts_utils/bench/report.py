@@ -1,0 +1,154 @@
+"""The bench's report: markdown tables, the goals with their measured values, the README section."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tts_utils import paths
+
+README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def update_readme(markdown: str, readme: Path = paths.README) -> bool:
+    """Put ``markdown`` between the README's bench markers; False if it has none."""
+    from tts_utils.run_notebooks import replace_section
+
+    return replace_section(readme, README_START, README_END, markdown)
+
+
+def _fmt(x, spec: str = ".0f") -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def _decode_bound_table(report: dict) -> list[str]:
+    """Each policy at the largest batch against both caps: FLOPs (weights) and memory (KV cache + weights)."""
+    rows, ceiling, bw = report.get("policy") or [], report.get("ceiling"), report.get("bandwidth")
+    if not rows or not ceiling or not bw:
+        return []
+    top = max(r["batch"] for r in rows)
+    out = ["", f"What bounds decoding at batch {top}: bytes read per generated token (the KV cache of the whole "
+               "context, every layer, plus the weights once per step shared by the batch) against the memory cap, "
+               "and parameter FLOPs against the matmul cap.", "",
+           "| policy | mean context tok | KV KB / tok | weights KB / tok | memory cap tok/s | FLOP cap tok/s | "
+           "achieved tok/s | achieved / lower cap |",
+           "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        b = r.get("bytes")
+        if r["batch"] != top or not b or not r["params"]:
+            continue
+        per_tok = b["kv_bytes_per_token"] + b["weight_bytes"] / top
+        mem_cap, flop_cap = bw["bytes_per_s"] / per_tok, ceiling["flops"] / (2 * r["params"])
+        out.append(f"| {r['policy']} | {b['mean_context']:.0f} | {b['kv_bytes_per_token'] / 1e3:.1f} | "
+                   f"{b['weight_bytes'] / top / 1e3:.1f} | {mem_cap:.0f} | {flop_cap:.0f} | {r['tokens_per_s']:.0f} | "
+                   f"{100 * r['tokens_per_s'] / min(mem_cap, flop_cap):.0f}% |")
+    return out if len(out) > 4 else []
+
+
+def goals(report: dict) -> list[dict]:
+    """The performance goals (issue: search costs what sampling costs), each with its measured value."""
+    out = []
+    search = report.get("search") or []
+    steps = [r for r in search if r["method"] != "best_of_n"]
+    if steps:
+        worst = max(steps, key=lambda r: r["rel_s_per_token"])
+        out.append({"goal": "beam search and DVTS: wall time per generated token <= 1.5x BoN's",
+                    "value": f"{worst['rel_s_per_token']:.2f}x ({worst['method']}, N={worst['n']})",
+                    "met": worst["rel_s_per_token"] <= 1.5})
+    bon = [r for r in search if r["method"] == "best_of_n"]
+    if bon:
+        worst = max(bon, key=lambda r: r["prm_per_token"])
+        out.append({"goal": "BoN: PRM tokens per generated token <= 1.5",
+                    "value": f"{worst['prm_per_token']:.2f} (N={worst['n']})", "met": worst["prm_per_token"] <= 1.5})
+    beams = [r for r in search if r["method"] == "beam_search" and r.get("prm_run_per_token") is not None]
+    if beams:
+        out.append({"goal": "beam search re-scores no more of the prefix than it must (PRM tokens run per "
+                            "generated token; the FLOPs count re-reads every prefix)",
+                    "value": ", ".join(f"N={r['n']}: {r['prm_run_per_token']:.2f} run vs {r['prm_per_token']:.2f} counted"
+                                       for r in beams), "met": None})
+    pol = report.get("policy") or []
+    if pol:
+        top = max(r["batch"] for r in pol)
+        largest = max((r for r in pol if r["batch"] == top and r["share"] is not None),
+                      key=lambda r: r["params"] or 0, default=None)
+        if largest:
+            out.append({"goal": f"largest policy at batch {top}: >= 50% of the matmul ceiling",
+                        "value": f"{100 * largest['share']:.0f}% ({largest['policy']})", "met": largest["share"] >= 0.5})
+    for r in report.get("figures") or []:
+        limit = 1200 if r["mode"] == "cold" else 60
+        out.append({"goal": f"`make figures` {r['mode']} under {limit // 60} min",
+                    "value": f"{r['wall_s']:.0f} s" + ("" if r["ok"] else " (FAILED)"),
+                    "met": r["ok"] and r["wall_s"] < limit})
+    return out
+
+
+def to_markdown(report: dict) -> str:
+    m = report["machine"]
+    out = [f"Measured {m['date']} on {m['cpu']}, torch {m['torch']}, torch threads: {m['threads']}."]
+    if report.get("note"):
+        out.append(report["note"])
+    ceiling = report.get("ceiling")
+    if ceiling:
+        out += ["", f"**Ceiling**: fp32 matmul {ceiling['size']}x{ceiling['size']}: "
+                    f"{ceiling['flops'] / 1e9:.0f} GFLOP/s (caps a model of P parameters at ceiling / 2P tokens/s)."]
+        bw = report.get("bandwidth")
+        if bw:
+            out[-1] += (f" Memory read: {bw['bytes_per_s'] / 1e9:.1f} GB/s (sum of a {bw['mbytes']} MB tensor; "
+                        "caps decoding at bandwidth / bytes read per token).")
+    if report.get("policy"):
+        batches = sorted({r["batch"] for r in report["policy"]})
+        out += ["", "| policy | params | cap tok/s | " + " | ".join(f"tok/s @{b} (share)" for b in batches) + " |",
+                "| --- | ---: | ---: | " + " | ".join("---:" for _ in batches) + " |"]
+        bf16 = {r["policy"]: r for r in report.get("policy_bf16") or []}
+        if bf16:
+            out[-2] += f" bf16 tok/s @{max(batches)} (share of fp32 ceiling) |"
+            out[-1] += " ---: |"
+        for name in dict.fromkeys(r["policy"] for r in report["policy"]):
+            rs = {r["batch"]: r for r in report["policy"] if r["policy"] == name}
+            p = next(iter(rs.values()))["params"]
+            cap = ceiling["flops"] / (2 * p) if ceiling and p else None
+            cells = [f"{rs[b]['tokens_per_s']:.0f} ({_fmt(rs[b]['share'] and 100 * rs[b]['share'])}%)"
+                     if b in rs else "-" for b in batches]
+            if bf16:
+                r = bf16.get(name)
+                cells.append("-" if r is None else f"{r['tokens_per_s']:.0f} ({_fmt(r['share'] and 100 * r['share'])}%)")
+            out.append(f"| {name} | {_fmt(p, ',d')} | {_fmt(cap)} | " + " | ".join(cells) + " |")
+    if report.get("policy_compiled"):
+        r = report["policy_compiled"]
+        out.append(f"\n`torch.compile` (dynamic shapes) of {r['policy']} at batch {r['batch']}: {r['tokens_per_s']:.0f} tok/s "
+                   f"({_fmt(r['share'] and 100 * r['share'])}% of the ceiling) after a first run of {r['first_run_s']:.0f} s "
+                   "that compiles; not the study's default (compiling costs more than most runs save).")
+    out += _decode_bound_table(report)
+    if report.get("prm"):
+        out += ["", "| PRM | params | batch | tokens | tok/s | share |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+        for r in report["prm"]:
+            out.append(f"| {r['prm']} | {_fmt(r['params'], ',d')} | {_fmt(r['batch'], 'd')} | {r['tokens']} | "
+                       f"{r['tokens_per_s']:.0f} | {_fmt(r['share'] and 100 * r['share'], '.1f')}% |")
+    if report.get("search"):
+        s = report["search_setup"]
+        out += ["", f"Search: policy {s['policy']}, PRM {s['prm']}, {s['problems']} problems of {s['dataset']}, "
+                    f"M={s['beam_width']}, max {s['max_step_tokens']} tokens a step / "
+                    f"{s['max_solution_tokens']} a solution, seed {s['seed']}.", "",
+                "| N | method | wall s | policy s | PRM s | policy tok | PRM tok | s/gen tok vs BoN | "
+                "PRM tok / gen tok (run) | gen calls | pass@N |",
+                "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for r in report["search"]:
+            run = "" if r.get("prm_run_per_token") is None else f" ({r['prm_run_per_token']:.2f})"
+            out.append(f"| {r['n']} | {r['method']} | {r['wall_s']:.2f} | {r['policy_s']:.2f} | {r['prm_s']:.2f} | "
+                       f"{r['policy_tokens']} | {r['prm_tokens']} | {r['rel_s_per_token']:.2f} | "
+                       f"{r['prm_per_token']:.2f}{run} | {r['policy_calls']} | {r['pass_at_n']:.2f} |")
+        out.append("\nPRM tok: the FLOPs count (every candidate's whole input, every re-scoring pass); "
+                   "(run): tokens actually run through the PRM (identical inputs once, siblings' common prefix once).")
+    if report.get("figures") is not None:
+        out += ["", "| make figures | wall s | ok |", "| --- | ---: | --- |"]
+        for r in report["figures"]:
+            out.append(f"| {r['mode']} ({r['profile']} profile) | {r['wall_s']:.1f} | {'yes' if r['ok'] else 'FAILED'} |")
+        for r in report["figures"]:
+            if not r["ok"]:
+                out.append(f"\n{r['mode']} run failed:\n```\n{r['error']}\n```")
+    table = goals(report)
+    if table:
+        out += ["", "| goal | measured | met |", "| --- | --- | --- |"]
+        out += [f"| {g['goal']} | {g['value']} | {'-' if g['met'] is None else 'yes' if g['met'] else 'no'} |"
+                for g in table]
+    return "\n".join(out)
+
