@@ -163,7 +163,7 @@ def _paired_part(claim: str, a: pd.Series, b: pd.Series, detail: str) -> dict:
 
 
 def finding_small_vs_large(acc: pd.DataFrame, small_policies: Sequence[str], large_policy: str,
-                           mode: str = "oracle") -> tuple[pd.DataFrame, dict]:
+                           mode: str = "oracle", raw: bool = False) -> tuple[pd.DataFrame, dict | list]:
     """Table 3 in a world where the large model can be run: each small policy with compute-optimal
     TTS at its largest N beats ``large_policy`` with CoT, paired over problems, per dataset. The
     table shows ``mode``'s choice; the verdict judges the held-out choice."""
@@ -177,10 +177,10 @@ def finding_small_vs_large(acc: pd.DataFrame, small_policies: Sequence[str], lar
             _, _, held = compute_optimal_at(d, pol, n, mode="heldout")
             parts.append(_paired_part(f"{ds}: {pol} with compute-optimal TTS (N={n}) beats {large_policy} with CoT",
                                       held, large, f"held out; {mode}: {choice}"))
-    return pd.DataFrame(rows), _summary(parts)
+    return pd.DataFrame(rows), parts if raw else _summary(parts)
 
 
-def finding_vs_paper_cot(acc: pd.DataFrame, mode: str = "oracle") -> tuple[pd.DataFrame, dict]:
+def finding_vs_paper_cot(acc: pd.DataFrame, mode: str = "oracle", raw: bool = False) -> tuple[pd.DataFrame, dict | list]:
     """Table 3 in the paper world: the claims of ``paper_numbers.TABLE3_CLAIMS`` whose small policy
     and budget were collected, our compute-optimal TTS accuracy (held out) against the frontier
     model's CoT score *as the paper reports it* (GPT-4o, o1 and DeepSeek-R1 cannot be run here).
@@ -206,11 +206,11 @@ def finding_vs_paper_cot(acc: pd.DataFrame, mode: str = "oracle") -> tuple[pd.Da
             parts.append(_part(f"{ds}: {pol} with compute-optimal TTS (N={n}) beats {ref} with CoT "
                                f"(the paper's {target:.1%})", analysis.bootstrap_test((held - target).to_numpy()), +1,
                                f"{len(held)} problems; held out"))
-    return pd.DataFrame(rows), _summary(parts)
+    return pd.DataFrame(rows), parts if raw else _summary(parts)
 
 
 def finding_tts_vs_own_cot(acc: pd.DataFrame, policy: str, prms: Sequence[str],
-                           mode: str = "oracle") -> tuple[pd.DataFrame, dict]:
+                           mode: str = "oracle", raw: bool = False) -> tuple[pd.DataFrame, dict | list]:
     """Table 6's measurable part: ``policy`` with compute-optimal TTS under each PRM beats its own
     CoT, paired over problems, per dataset (the paper: Qwen2.5-7B, 76.8 CoT -> 88.0 / 91.0 with
     the 7B / 72B Qwen2.5-Math PRM on MATH-500). The paper's numbers fill ``paper`` where the
@@ -229,7 +229,7 @@ def finding_tts_vs_own_cot(acc: pd.DataFrame, policy: str, prms: Sequence[str],
             _, _, held = compute_optimal_at(d, policy, n, mode="heldout", prms=[prm])
             parts.append(_paired_part(f"{ds}: {policy} with TTS ({prm}, N={n}) beats its own CoT", held, cot,
                                       f"held out; {mode}: {choice}"))
-    return pd.DataFrame(rows), _summary(parts)
+    return pd.DataFrame(rows), parts if raw else _summary(parts)
 
 
 def table6_long_cot() -> pd.DataFrame:
@@ -239,6 +239,15 @@ def table6_long_cot() -> pd.DataFrame:
                          for k, v in paper_numbers.TABLE6_LONG_COT.items()])
 
 
-def combine(*summaries: dict) -> dict:
-    """One summary of several findings' parts (e.g. Tables 3 and 6 in one notebook)."""
-    return _summary([p for s in summaries for p in s["parts"]])
+def finding_tables_3_6(acc: pd.DataFrame, acc6: pd.DataFrame, small_policies: Sequence[str], large_policy: str,
+                       table6_policy: str, table6_prms: Sequence[str],
+                       mode: str = "oracle") -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Tables 3 and 6 as one finding (one family for Holm): Table 3 against ``large_policy``'s CoT
+    when it is given (a world where it can be run), else against the paper's frontier numbers;
+    Table 6 from ``acc6``. Returns (table 3, table 6, summary)."""
+    if large_policy:
+        table3, parts3 = finding_small_vs_large(acc, small_policies, large_policy, mode, raw=True)
+    else:
+        table3, parts3 = finding_vs_paper_cot(acc, mode, raw=True)
+    table6, parts6 = finding_tts_vs_own_cot(acc6, table6_policy, table6_prms, mode, raw=True)
+    return table3, table6, _summary([*parts3, *parts6])
