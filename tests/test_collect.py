@@ -98,7 +98,7 @@ def test_rerun_generates_nothing_and_changes_invalidate_only_what_they_touch(tmp
     C.collect(grid(tmp_path), progress=False)
     new = {p.name for p in (tmp_path / "out" / "chunks").iterdir()} - before
     units = 2 * (1 + 1 + 1 + 2 + 1)  # seeds x (cot, majority, bon, beam x2, dvts) for chunk 3 only
-    assert len(new) == 2 * units
+    assert len(new) == 3 * units  # two chunk files and a done-marker each
     cands, runs = C.load_results(tmp_path / "out")
     assert set(runs.loc[runs.problem_id == "p6", "gold"]) == {"999"}
 
@@ -306,3 +306,64 @@ def test_pass1_sample_set_is_disjoint_from_every_methods_candidates(tmp_path, ca
 def test_pass1_config_errors(tmp_path, over, message):
     with pytest.raises(C.ConfigError, match=message):
         C.parse_config(grid(tmp_path, **over))
+
+
+def _small(tmp_path: Path, **over) -> dict:
+    return grid(tmp_path, methods=["majority", "best_of_n"], n=[4], seeds=[0], **over)  # 7 problems, 3 chunks
+
+
+def test_damaged_chunks_are_recomputed_with_a_warning(tmp_path, calls, tests_on_path):
+    ref = C.load_results(C.collect(_small(tmp_path), progress=False)["candidates"].parent)
+    chunks = sorted((tmp_path / "out" / "chunks").glob("*.candidates.parquet"))
+    runs_files = sorted((tmp_path / "out" / "chunks").glob("*.runs.parquet"))
+    assert len(chunks) == 6
+    chunks[0].write_bytes(b"")                                  # emptied
+    runs_files[1].write_bytes(runs_files[1].read_bytes()[:100])  # truncated
+    chunks[3].write_bytes(chunks[4].read_bytes())                # another unit's valid chunk copied over it
+    with pytest.raises(FileNotFoundError, match="3 of 6 work units are not done.*damaged.*rerun the grid"):
+        C.merge(tmp_path / "out")
+    before = calls["policy_generate"]
+    with pytest.warns(UserWarning, match="is damaged") as warned:
+        C.collect(_small(tmp_path), progress=False)
+    assert len(warned) == 3
+    assert calls["policy_generate"] > before
+    got = C.load_results(tmp_path / "out")
+    frames_equal(ref[0], got[0])
+    frames_equal(ref[1], got[1])
+
+
+def test_killed_writers_temporaries_are_removed(tmp_path, calls, tests_on_path):
+    from tts_utils.collect.cache import _host
+
+    chunks = tmp_path / "out" / "chunks"
+    chunks.mkdir(parents=True)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = chunks / f"abc.candidates.parquet.tmp-{_host()}-{dead.pid}"
+    live = chunks / f"abc.runs.parquet.tmp-{_host()}-{os.getppid()}"
+    elsewhere = chunks / f"abc.runs.parquet.tmp-another-host-{dead.pid}"
+    for f in (stale, live, elsewhere):
+        f.write_bytes(b"partial")
+    C.collect(_small(tmp_path), progress=False)
+    assert not stale.exists()
+    assert live.exists() and elsewhere.exists()  # a live writer's, or one on a machine we cannot see
+
+
+def test_a_second_grid_into_a_busy_output_directory_is_refused(tmp_path, calls, tests_on_path):
+    # Two grids into one --out used to both exit 0, the first one's tables holding the second's
+    # problems (merge re-read the manifest the other had overwritten).
+    import json as json_
+
+    from tts_utils.collect.cache import grid_id, grid_lock
+
+    out = tmp_path / "out"
+    C.collect(_small(tmp_path, limit=6), progress=False)
+    this_grid = grid_id(json_.loads((out / "manifest.json").read_text()))
+    with grid_lock(out, "a-running-grid"):  # another grid's process, still running
+        with pytest.raises(C.ConfigError, match="another grid is running into"):
+            C.collect(_small(tmp_path, limit=3), progress=False)
+    with grid_lock(out, this_grid):  # a shard of the same grid: shares the directory
+        C.collect(_small(tmp_path, limit=6), progress=False)
+    assert C.load_results(out)[1]["problem_id"].nunique() == 6
+    C.collect(_small(tmp_path, limit=3), progress=False)  # once the other has finished
+    assert C.load_results(out)[1]["problem_id"].nunique() == 3
