@@ -129,17 +129,19 @@ def search_minus_bon(acc: pd.DataFrame, keys: Sequence[str], search: Sequence[st
             continue
         per = per[[*avail, "best_of_n"]].dropna()
         half = np.array([analysis.split_of(pid) for pid in per.index])
-        diff = pd.Series(np.nan, index=per.index)
+        values = {m: per[m].to_numpy(dtype=float) for m in per.columns}
+        diff = np.full(len(per), np.nan)
         chosen = []
         for h in (0, 1):
-            choose_on, report = per[half != h], per[half == h]
-            if report.empty:
+            report, choose_on = half == h, half != h
+            if not report.any():
                 continue
             # ties (and an empty other half) go to the first method in ``search``
-            best = max(avail, key=lambda m: (choose_on[m].mean() if len(choose_on) else 0.0, -avail.index(m)))
-            diff[report.index] = report[best] - report["best_of_n"]
+            best = max(avail, key=lambda m: (values[m][choose_on].mean() if choose_on.any() else 0.0,
+                                             -avail.index(m)))
+            diff[report] = values[best][report] - values["best_of_n"][report]
             chosen.append(best)
-        mean, lo, hi, p = analysis.bootstrap_test(diff.to_numpy(), n_boot=n_boot)
+        mean, lo, hi, p = analysis.bootstrap_test(diff, n_boot=n_boot)
         rows.append({**dict(zip(keys, key, strict=True)), "search": "/".join(dict.fromkeys(chosen)),
                      "diff": mean, "lo": lo, "hi": hi, "p": p, "problems": len(per)})
     return pd.DataFrame(rows)
@@ -293,10 +295,10 @@ def finding_length_bias(cands: pd.DataFrame, short_prm: str, long_prm: str,
 
 # --------------------------------------------------------------------------- F5
 
-def voting_table(acc: pd.DataFrame, method: str = "best_of_n") -> pd.DataFrame:
+def voting_table(acc: pd.DataFrame, method: str = "best_of_n", n_boot: int = N_BOOT) -> pd.DataFrame:
     """Accuracy (with CI) of every voting rule per PRM for one method, pooled over budgets."""
     sub = acc[acc["method"] == method]
-    return analysis.accuracy_table(sub, ["prm", "rule"])
+    return analysis.accuracy_table(sub, ["prm", "rule"], n_boot=n_boot)
 
 
 def equivalence_part(claim: str, values: Sequence[float], tolerance: float, n_boot: int = N_BOOT) -> dict:
@@ -338,7 +340,7 @@ def finding_voting(acc: pd.DataFrame, sensitive_prm: str, insensitive_prm: str,
                    analysis.bootstrap_test(diff.loc[sensitive_prm].to_numpy(), n_boot=n_boot), +1),
              equivalence_part(f"{insensitive_prm}: insensitive to the rule (|Vote - Max| <= {tolerance:.0%})",
                               diff.loc[insensitive_prm].to_numpy(), tolerance, n_boot)]
-    return voting_table(acc, method), summarize(parts, n_boot)
+    return voting_table(acc, method, n_boot), summarize(parts, n_boot)
 
 
 # --------------------------------------------------------------------------- F6 / F7
@@ -477,18 +479,21 @@ def table5(acc: pd.DataFrame, policies: Sequence[str], mode: str = "oracle",
 
 
 def finding_table5(acc: pd.DataFrame, policies: Sequence[str], mode: str = "oracle",
-                   n_boot: int = N_BOOT) -> tuple[pd.DataFrame, dict]:
+                   n_boot: int = N_BOOT, with_table: bool = True) -> tuple[pd.DataFrame | None, dict]:
     """F7: compute-optimal TTS beats CoT and majority voting for every policy.
 
     The table uses ``mode`` (the paper's oracle choice by default). The verdict never does: it
     judges the held-out choice (chosen on one half of the problems, reported on the other), at
     the largest N, against CoT and against majority voting at the same N (pre-registered: no
     choice of majority's best N either), paired over problems, Holm across the 2 x policies parts.
+    ``with_table=False`` skips the table (None), e.g. for the null calibration of the verdict.
     """
-    curves = {pol: compute_optimal_curve(acc, pol, mode=mode, by=_by(acc)) for pol in policies}
-    held = curves if mode == "heldout" else {pol: compute_optimal_curve(acc, pol, "heldout", by=_by(acc))
-                                             for pol in policies}
-    table = table5(acc, policies, mode, curves)
+    held = {pol: compute_optimal_curve(acc, pol, "heldout", by=_by(acc)) for pol in policies}
+    table = None
+    if with_table:
+        curves = held if mode == "heldout" else {pol: compute_optimal_curve(acc, pol, mode=mode, by=_by(acc))
+                                                 for pol in policies}
+        table = table5(acc, policies, mode, curves)
     parts = []
     for pol in policies:
         sub = acc[acc["policy"] == pol]
