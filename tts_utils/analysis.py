@@ -1,7 +1,7 @@
 """Analysis of collected runs: accuracy with bootstrap CIs, pass@k, difficulty bins,
 reward-aware compute-optimal choice (oracle and held out), performance and efficiency gains.
 
-Definitions follow DESIGN.md section 7 and the paper (Liu et al. 2025):
+Definitions follow docs/DESIGN.md, "Analysis definitions" and the paper (Liu et al. 2025):
 * difficulty = the policy's own pass@1 on a problem, binned easy > 50%, medium 10-50%, hard < 10%;
 * performance gain = (compute-optimal - CoT) / CoT;
 * efficiency gain = budget at which majority voting reaches its best accuracy, divided by the
