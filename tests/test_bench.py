@@ -69,7 +69,9 @@ def test_every_section_runs_on_tiny_random_models(tmp_path, capsys):
     assert [r["rel_s_per_token"] for r in rows if r["method"] == "best_of_n"] == [1.0, 1.0]
     assert report["bandwidth"]["bytes_per_s"] > 0
     assert all(r["bytes"]["kv_bytes_per_token"] > 0 for r in report["policy"])
-    for line in ("Ceiling", "| rand-policy |", "| rand-skywork |", "| 8 | dvts |", "What bounds decoding at batch 4",
+    assert [r["kv_heads"] for r in report["kv_heads"]] == [2, 1]  # its own, then one shared KV head
+    assert report["kv_heads"][1]["kv_bytes_per_token"] * 2 == report["kv_heads"][0]["kv_bytes_per_token"]
+    for line in ("Ceiling", "| rand-policy |", "Lever, grouped-query attention", "| rand-skywork |", "| 8 | dvts |", "What bounds decoding at batch 4",
                  "| goal | measured | met |", "BoN: PRM tokens per generated token <= 1.5"):
         assert line in out
 

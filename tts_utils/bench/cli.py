@@ -24,7 +24,7 @@ from tts_utils.bench.common import (
     spread,
 )
 from tts_utils.bench.figures import bench_busy, bench_figures
-from tts_utils.bench.measure import bench_bandwidth, bench_ceiling, bench_policy, bench_prm
+from tts_utils.bench.measure import bench_bandwidth, bench_ceiling, bench_kv_heads, bench_policy, bench_prm
 from tts_utils.bench.report import to_markdown, update_readme
 from tts_utils.bench.search import bench_search
 from tts_utils.data import load_dataset
@@ -63,6 +63,10 @@ def run(args, loader: Callable[[str, str], object] | None = None, log=print) -> 
                                 ceiling_flops=flops)
             report["policy"] += rows
             log("policy " + name + ": " + ", ".join(f"@{r['batch']} {r['tokens_per_s']:.0f} tok/s" for r in rows))
+            if name == args.policies[-1] and getattr(policy, "decoder", None) is not None:
+                report["kv_heads"] = bench_kv_heads(policy, batch=max(args.batches), repeats=args.repeats)
+                log("kv heads lever: " + ", ".join(f"{r['kv_heads']} KV heads {r['tokens_per_s']:.0f} tok/s"
+                                                   for r in report["kv_heads"]))
             net = getattr(getattr(policy, "decoder", None), "net", None)
             if args.compile and name == args.policies[-1] and net is not None:
                 net.forward = torch.compile(net.forward, dynamic=True)

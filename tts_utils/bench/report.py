@@ -163,6 +163,16 @@ def to_markdown(report: dict) -> str:
                    f"({_fmt(r['share'] and 100 * r['share'])}% of the ceiling) after a first run of {r['first_run_s']:.0f} s "
                    "that compiles; not the study's default (compiling costs more than most runs save).")
     out += _decode_bound_table(report)
+    rows = report.get("kv_heads") or []
+    if rows:
+        r0 = rows[0]
+        out += ["", f"Lever, grouped-query attention: decode steps of {r0['policy']}'s shape (random weights) at batch "
+                    f"{r0['batch']} and a {r0['context']}-token context, with its own KV heads and with one shared "
+                    "by all query heads.", "",
+                "| KV heads / query heads | KV KB / tok | decode tok/s | vs own |", "| ---: | ---: | ---: | ---: |"]
+        for r in rows:
+            out.append(f"| {r['kv_heads']} / {r['heads']} | {r['kv_bytes_per_token'] / 1e3:.1f} | "
+                       f"{r['tokens_per_s']:.0f} | {r['tokens_per_s'] / r0['tokens_per_s']:.2f}x |")
     out += _busy_table(report)
     if report.get("prm"):
         out += ["", "| PRM | params | batch | tokens | tok/s | share |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
