@@ -56,8 +56,24 @@ def test_gains_follow_the_paper_definitions():
     assert not lower
     gain, lower = analysis.efficiency_gain(budgets, majority, budgets, [0.6, 0.6, 0.6, 0.6])
     assert gain == pytest.approx(64) and lower
-    gain, _ = analysis.efficiency_gain(budgets, majority, budgets, [0.1, 0.2, 0.3, 0.4])
-    assert gain == 0.0
+    assert analysis.efficiency_text(gain, lower) == ">= 64.0x"
+    gain, lower = analysis.efficiency_gain(budgets, majority, budgets, [0.1, 0.2, 0.3, 0.4])
+    assert math.isnan(gain) and analysis.efficiency_text(gain, lower) == "not reached"  # never 0x
+    assert analysis.efficiency_text(256 / 40, False) == "6.4x"
+
+
+def test_bootstrap_p_matches_the_interval_and_holm_controls_the_family():
+    rng = np.random.default_rng(0)
+    shifted = rng.normal(0.3, 1, 200)
+    mean, lo, hi, p = analysis.bootstrap_test(shifted)
+    assert lo > 0 and p < 0.05  # the 95% interval excludes 0 exactly when p < 0.05
+    mean, lo, hi, p = analysis.bootstrap_test(rng.normal(0, 1, 200))
+    assert (lo < 0 < hi) == (p >= 0.05)
+    assert analysis.bootstrap_test(np.zeros(50))[3] == 1.0
+    # Holm: 0.01 <= 0.05/3, 0.02 <= 0.05/2, 0.04 <= 0.05 -> all; 0.03 > 0.05/2 stops the rest
+    assert analysis.holm([0.04, 0.01, 0.02]) == [True, True, True]
+    assert analysis.holm([0.01, 0.03, 0.04]) == [True, False, False]
+    assert analysis.holm([0.2, float("nan")]) == [False, False]
 
 
 def test_split_is_stable_and_roughly_balanced():

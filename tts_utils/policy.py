@@ -57,6 +57,15 @@ class SamplingParams:
             raise ValueError("stop strings must be non-empty")
 
 
+class PromptError(ValueError):
+    """A prompt the model cannot take (empty, or too long for its context); ``index`` is its
+    position in the batch, so that a caller can say which problem it came from."""
+
+    def __init__(self, message: str, index: int):
+        super().__init__(message)
+        self.index = index
+
+
 @dataclass(frozen=True)
 class Generation:
     text: str            # the continuation (stop string included when finish_reason == "stop")
@@ -152,10 +161,10 @@ class TransformersPolicy(Policy):
         max_len = self.decoder.max_len
         for i, x in enumerate(ids):
             if not x:
-                raise ValueError(f"prompt {i} is empty")
+                raise PromptError(f"prompt {i} is empty", i)
             if max_len is not None and len(x) >= max_len:
-                raise ValueError(f"prompt {i} has {len(x)} tokens; {self.name} allows at most {max_len} "
-                                 f"(prompt and generated tokens together)")
+                raise PromptError(f"prompt {i} has {len(x)} tokens; {self.name} allows at most {max_len} "
+                                  f"(prompt and generated tokens together)", i)
         done = self.decoder.decode(ids, seeds, temperature=params.temperature, top_p=params.top_p,
                                    max_tokens=params.max_tokens, stops=tuple(params.stop or ()),
                                    batch_size=self.batch_size)

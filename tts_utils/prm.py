@@ -569,8 +569,13 @@ def load_prm(name_or_spec, device: str = "cpu", dtype: torch.dtype | None = None
              prm_format: str | None = None, batch_size: int = 8) -> TransformersPRM:
     """A PRM from the registry: a name, a ``ModelSpec``, or a local directory with ``prm_format=``.
 
-    The class follows the spec's ``prm_format``. ``dtype`` defaults to float32 on CPU and bfloat16
-    elsewhere. ``device="auto"`` spreads the model over the visible GPUs (``device_map="auto"``;
+    The class follows the spec's ``prm_format``. ``dtype`` defaults to float64 on CPU and bfloat16
+    elsewhere. Why float64 on CPU: in float32 a reward changed by up to 6e-7 with the batch it
+    was padded into and with the thread count, so the same cached work unit scored differently
+    on a resume or another machine, and a near-tie under PRM-Max moved a committed figure. In
+    float64 those differences stay far below float32's resolution, and the rewards are returned
+    rounded to float32: the same bits for any batch and thread count (tests/test_prm.py checks
+    it). It costs 1.3-1.8x the float32 scoring time on the tiny world's PRMs. ``device="auto"`` spreads the model over the visible GPUs (``device_map="auto"``;
     Qwen2.5-Math-PRM-72B in bf16 does not fit one 141 GB GPU).
     """
     from transformers import AutoTokenizer
@@ -588,7 +593,7 @@ def load_prm(name_or_spec, device: str = "cpu", dtype: torch.dtype | None = None
     cls = PRM_CLASSES[spec.prm_format]
     source = str(spec.local_path()) if spec.is_local else spec.source
     if dtype is None:
-        dtype = torch.float32 if str(device) == "cpu" else torch.bfloat16
+        dtype = torch.float64 if str(device) == "cpu" else torch.bfloat16
     kwargs = {"dtype": dtype}
     if device == "auto":
         kwargs["device_map"] = "auto"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -43,12 +44,16 @@ class GridConfig:
 # ----------------------------------------------------------------------------------- validation
 
 def _as_list(raw: dict, name: str, kind: type, required: bool = True) -> list:
+    """A list field (a single value counts as a list of one); a required one must not be empty:
+    an empty grid would "succeed" with empty tables."""
     if name not in raw or raw[name] is None:
         if required:
             raise ConfigError(f"config field {name!r} is missing")
         return []
     v = raw[name]
     items = v if isinstance(v, list | tuple) else [v]
+    if required and not items:
+        raise ConfigError(f"config field {name!r} is empty")
     for i, x in enumerate(items):
         if kind is int and (isinstance(x, bool) or not isinstance(x, int)):
             raise ConfigError(f"config field {name!r}[{i}] must be an integer, got {x!r}")
@@ -91,7 +96,8 @@ def parse_config(config: dict | str | Path) -> GridConfig:
     try:
         search = SearchConfig(**{k: raw[k] for k in _SEARCH_KEYS if k in raw})
     except (TypeError, ValueError) as e:
-        raise ConfigError(f"config: {e}") from None
+        # SearchConfig names the field as "SearchConfig.<name>"; a grid config calls it a config field
+        raise ConfigError(re.sub(r"^SearchConfig\.(\w+)", r"config field '\1'", str(e))) from None
     needs_n = [m for m in methods if m not in ("cot", "pass1_samples")]
     budgets = _as_list(raw, "n", int, required=bool(needs_n))
     for m in needs_n:

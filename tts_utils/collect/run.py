@@ -5,17 +5,23 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from tts_utils.collect.cache import (
     Unit,
-    atomic_parquet,
-    find_chunk,
+    grid_id,
+    grid_lock,
+    manifest,
     merge,
+    merge_plan,
     model_fingerprint,
     plan,
+    remove_stale_temporaries,
+    unit_damage,
     unit_frames,
     write_manifest,
+    write_unit,
 )
 from tts_utils.collect.config import (
     ConfigError,
@@ -66,21 +72,30 @@ def collect(config: dict | str | Path, shard: str | None = None, out: str | Path
     fingerprints = {("policy", p): model_fingerprint(cfg, "policy", p) for p in cfg.policies}
     fingerprints.update({("prm", p): model_fingerprint(cfg, "prm", p) for p in cfg.prms})
     units = plan(cfg, data, fingerprints)
-    write_manifest(out_dir, cfg, units)
-
-    mine = [u for u in units if shard_spec is None or u.chunk % shard_spec[1] == shard_spec[0]]
-    todo = [u for u in mine if any(find_chunk(f, [out_dir]) is None for f in u.files)]
-    by_id = {ds: {p.id: p for p in probs} for ds, probs in data.items()}
-    positions = {ds: {p.id: i for i, p in enumerate(probs)} for ds, probs in data.items()}
-    with torch_threads():  # a fixed thread count (TTS_THREADS): see tts_utils.threads
-        _run_units(cfg, todo, by_id, positions, out_dir, progress, total=sum(len(u.problem_ids) for u in mine),
-                   done=sum(len(u.problem_ids) for u in mine if u not in todo))
-    try:
-        return merge(out_dir)
-    except FileNotFoundError:
-        if shard_spec is None:
-            raise
-        return None  # other shards still running; the last one to finish merges
+    doc = manifest(cfg, units)
+    with grid_lock(out_dir, grid_id(doc)):
+        write_manifest(out_dir, doc)
+        remove_stale_temporaries(out_dir / "chunks")
+        mine = [u for u in units if shard_spec is None or u.chunk % shard_spec[1] == shard_spec[0]]
+        todo = []
+        for u in mine:
+            damage = unit_damage(u, out_dir)
+            if damage not in (None, "missing"):
+                warnings.warn(f"collect: the chunk of {u.describe()} is damaged ({damage}); recomputing it",
+                              stacklevel=2)
+            if damage is not None:
+                todo.append(u)
+        by_id = {ds: {p.id: p for p in probs} for ds, probs in data.items()}
+        positions = {ds: {p.id: i for i, p in enumerate(probs)} for ds, probs in data.items()}
+        with torch_threads():  # a fixed thread count (TTS_THREADS): see tts_utils.threads
+            _run_units(cfg, todo, by_id, positions, out_dir, progress, total=sum(len(u.problem_ids) for u in mine),
+                       done=sum(len(u.problem_ids) for u in mine if u not in todo))
+        try:
+            return merge_plan(doc, out_dir)  # this grid's plan, whatever another process wrote since
+        except FileNotFoundError:
+            if shard_spec is None:
+                raise
+            return None  # other shards still running; the last one to finish merges
 
 
 class _SampleMemo:
@@ -134,9 +149,7 @@ def _run_units(cfg: GridConfig, todo: list[Unit], by_id: dict, positions: dict, 
                                     policy_search(cfg, u.policy))
                 wall = time.perf_counter() - t0
                 cands, runs = unit_frames(u, result, problems, positions[u.dataset], wall)
-                # runs file first: a unit counts as done only when both files exist
-                atomic_parquet(runs, out_dir / "chunks" / u.files[1])
-                atomic_parquet(cands, out_dir / "chunks" / u.files[0])
+                write_unit(u, cands, runs, out_dir / "chunks")
                 bar.update(len(problems), result.policy_tokens)
             prm = None
     finally:

@@ -50,6 +50,7 @@ from tts_utils.search.common import (
     Timer,
     check_budget,
     derive_seed,
+    generate,
     grade_candidates,
     problems_by_id,
     step_end_reason,
@@ -105,11 +106,8 @@ def grouped_beam_search(policy, prm, groups: list[_Group], cfg: SearchConfig, se
                     prompts.append(prompt)
                     seeds.append(derive_seed(seed, method, g.problem.id, g.subtree, rnd, rank, child))
                     slots.append((g, parent, child))
-        gens = policy.generate(prompts, params, seeds)
+        gens = generate(policy, prompts, params, seeds, [g.problem.id for g, _, _ in slots])
         policy_calls += 1
-        if len(gens) != len(prompts):
-            raise RuntimeError(f"policy {getattr(policy, 'name', policy)!r} returned {len(gens)} generations "
-                               f"for {len(prompts)} prompts")
         children: list[tuple[_Group, _Path]] = []
         for (g, parent, child), gen in zip(slots, gens, strict=True):
             path = _Path(parent.steps + [gen.text], parent.step_tokens + [gen.num_tokens],

@@ -14,10 +14,11 @@ Vocabulary used across ``tts_utils.search``:
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from dataclasses import dataclass, field, replace
 
-from tts_utils.policy import STEP_SEPARATOR, Generation, SamplingParams
+from tts_utils.policy import STEP_SEPARATOR, Generation, PromptError, SamplingParams
 from tts_utils.prompts import split_steps
 
 # Paper sampling (DESIGN.md section 4): T = 0.7, top_p = 1.0 for every TTS method, greedy CoT.
@@ -53,8 +54,12 @@ class SearchConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"SearchConfig.{name} must be a positive integer, got {v!r}")
-        if not 0 <= self.temperature:
-            raise ValueError(f"SearchConfig.temperature must be >= 0, got {self.temperature!r}")
+        for name in ("temperature", "top_p"):  # a string compared with 0 would raise a TypeError naming nothing
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                raise ValueError(f"SearchConfig.{name} must be a number, got {v!r}")
+        if not 0 <= self.temperature < math.inf:  # NaN fails too
+            raise ValueError(f"SearchConfig.temperature must be a finite number >= 0, got {self.temperature!r}")
         if not 0 < self.top_p <= 1:
             raise ValueError(f"SearchConfig.top_p must be in (0, 1], got {self.top_p!r}")
         if self.finished_paths not in FINISHED_PATHS:
@@ -233,6 +238,22 @@ def problems_by_id(problems) -> dict[str, object]:
     return {p.id: p for p in problems}
 
 
+def generate(policy, prompts: list[str], params: SamplingParams, seeds: list[int],
+             problem_ids: list[str]) -> list[Generation]:
+    """``policy.generate`` for prompts of the given problems (one id per prompt): a prompt the
+    model refuses is reported by its problem id, not by its position in a batch."""
+    if not prompts:
+        return []
+    try:
+        gens = policy.generate(prompts, params, seeds)
+    except PromptError as e:
+        raise PromptError(f"problem {problem_ids[e.index]!r}: {e}", e.index) from None
+    if len(gens) != len(prompts):
+        raise RuntimeError(f"policy {getattr(policy, 'name', policy)!r} returned {len(gens)} generations "
+                           f"for {len(prompts)} prompts")
+    return gens
+
+
 def sample_solutions(policy, problems, n: int, seed: int, params: SamplingParams, method: str,
                      namespace: str = "sample") -> tuple[list[Candidate], list[ProblemRun]]:
     """n whole solutions per problem in ONE generate call, split into steps (no PRM).
@@ -248,10 +269,7 @@ def sample_solutions(policy, problems, n: int, seed: int, params: SamplingParams
             prompts.append(prompt)
             seeds.append(derive_seed(seed, namespace, p.id, i))
             keys.append((p.id, i))
-    gens = policy.generate(prompts, params, seeds) if prompts else []
-    if len(gens) != len(prompts):
-        raise RuntimeError(f"policy {getattr(policy, 'name', policy)!r} returned {len(gens)} generations "
-                           f"for {len(prompts)} prompts")
+    gens = generate(policy, prompts, params, seeds, [pid for pid, _ in keys])
     cands: list[Candidate] = []
     tokens: dict[str, list[int]] = {p.id: [] for p in problems}
     for (pid, i), g in zip(keys, gens, strict=True):
