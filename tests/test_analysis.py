@@ -141,3 +141,19 @@ def test_verdict_reads_the_interval_against_the_claimed_sign():
     assert analysis.combine_verdicts(["agrees", "agrees"]) == "agrees"
     assert analysis.combine_verdicts(["agrees", "inconclusive"]) == "inconclusive"
     assert analysis.combine_verdicts(["agrees", "disagrees"]) == "disagrees"
+
+
+def test_first_k_and_pass_at_k_by_problem():
+    rows = [{"dataset": "d", "policy": "p", "prm": "r", "method": "best_of_n", "n": 4, "seed": 0, "problem_id": pid,
+             "candidate": i, "correct": ok} for pid, oks in (("a", [False, True, False, False]), ("b", [True] * 4))
+            for i, ok in enumerate(oks)]
+    c = pd.DataFrame(rows)
+    two = analysis.first_k(c, 2)
+    assert len(two) == 4 and set(two.n) == {2} and set(two.candidate) == {0, 1}
+    with pytest.raises(ValueError):
+        analysis.first_k(c, 0)
+    p = analysis.pass_at_k_by_problem(c, [1, 2, 4]).set_index(["problem_id", "k"])["pass_at_k"]
+    assert p[("a", 1)] == pytest.approx(0.25) and p[("a", 2)] == pytest.approx(0.5) and p[("a", 4)] == 1.0
+    assert p[("b", 1)] == 1.0
+    table = analysis.accuracy_table(analysis.pass_at_k_by_problem(c, [1]), ["k"], value="pass_at_k")
+    assert table["acc"].iloc[0] == pytest.approx(0.625)

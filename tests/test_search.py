@@ -1,4 +1,4 @@
-"""Search semantics (DESIGN.md section 4) with scripted doubles whose choices are known by hand."""
+"""Search semantics (docs/DESIGN.md, "Search methods") with scripted doubles whose choices are known by hand."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Analysis of collected runs: accuracy with bootstrap CIs, pass@k, difficulty bins,
 reward-aware compute-optimal choice (oracle and held out), performance and efficiency gains.
 
-Definitions follow DESIGN.md section 7 and the paper (Liu et al. 2025):
+Definitions follow docs/DESIGN.md, "Analysis definitions" and the paper (Liu et al. 2025):
 * difficulty = the policy's own pass@1 on a problem, binned easy > 50%, medium 10-50%, hard < 10%;
 * performance gain = (compute-optimal - CoT) / CoT;
 * efficiency gain = budget at which majority voting reaches its best accuracy, divided by the
@@ -213,6 +213,28 @@ def vote_accuracy(candidates: pd.DataFrame, rules: Sequence[str] | None = None) 
             idx = select_index(answers, rewards if has_prm else None, rule, groups=groups)
             rows.append({**base, "rule": rule, "answer": None if idx is None else answers[idx],
                          "correct": bool(idx is not None and correct[idx])})
+    return pd.DataFrame(rows)
+
+
+def first_k(candidates: pd.DataFrame, k: int) -> pd.DataFrame:
+    """The first ``k`` candidates of every candidate set, as a run at N = k. This is how published
+    sampled outputs report maj@k and rm@k (their candidates are independent samples, so the first
+    k are a sample of k; e.g. Qwen2.5-Math's rm_maj_eval.py takes ``[:k]``)."""
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    return candidates[candidates["candidate"] < k].assign(n=k)
+
+
+def pass_at_k_by_problem(candidates: pd.DataFrame, ks: Sequence[int]) -> pd.DataFrame:
+    """Unbiased pass@k of every candidate set for each k (from its n candidates, c of them correct):
+    one row per (run keys, problem_id, k) with ``pass_at_k``; feed it to ``accuracy_table`` with
+    ``value="pass_at_k"`` for the mean over problems and its CI."""
+    rows = []
+    keys = [*RUN_KEYS, "problem_id"]
+    for key, g in candidates.groupby(keys, sort=False):
+        n, c = len(g), int(g["correct"].sum())
+        for k in ks:
+            rows.append({**dict(zip(keys, key, strict=True)), "k": k, "pass_at_k": pass_at_k(n, c, k)})
     return pd.DataFrame(rows)
 
 

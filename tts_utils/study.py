@@ -1,4 +1,4 @@
-"""The study's findings (DESIGN.md section 1), one function each, for the thin notebooks.
+"""The study's findings (docs/DESIGN.md, "Findings"), one function each, for the thin notebooks.
 
 Each ``finding_*`` takes the per-problem accuracy table of ``analysis.vote_accuracy`` (and the
 candidate/run tables where it needs tokens) and returns the table its figure draws plus a
@@ -25,18 +25,21 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from tts_utils import analysis
 from tts_utils.models import get_model
+from tts_utils.search import get_method
 
-SEARCH = ("beam_search", "dvts")
-TTS_METHODS = ("best_of_n", "beam_search", "dvts")
-# What every notebook collects: the baselines, the TTS methods, and the independent difficulty
-# sample set (pass@1 per problem, analysis.pass1_by_problem). Shared, so the cache is shared.
-GRID_METHODS = ("cot", "majority", *TTS_METHODS, "pass1_samples")
+# What every notebook collects, in table order: the baselines, the TTS methods, and the independent
+# difficulty sample set (pass@1 per problem, analysis.pass1_by_problem). Shared, so the cache is
+# shared. What each method is (uses a PRM, ...) comes from the method registry.
+GRID_METHODS = ("cot", "majority", "best_of_n", "beam_search", "dvts", "pass1_samples")
+TTS_METHODS = tuple(m for m in GRID_METHODS if get_method(m).uses_prm)  # the methods a PRM steers
+SEARCH = tuple(m for m in TTS_METHODS if m != "best_of_n")  # the paper's "search methods", vs BoN
 
 
 # --------------------------------------------------------------------------- collection
@@ -78,6 +81,31 @@ def collect_grid(config: dict, progress: bool = True) -> tuple[pd.DataFrame, pd.
     acc.to_parquet(tmp, index=False)
     tmp.replace(cache)
     return cands, runs, acc
+
+
+class NotebookData(NamedTuple):
+    cands: pd.DataFrame    # candidates table (tts_utils.collect)
+    runs: pd.DataFrame     # runs table
+    acc_all: pd.DataFrame  # per-problem correctness under every voting rule (analysis.vote_accuracy)
+    acc: pd.DataFrame      # the same under the notebook's rule (with_rule)
+    grid: dict             # the collect config (a notebook derives further grids from it)
+
+
+def setup_notebook(results_dir: str, dataset: str, policies: Sequence[str], prms: Sequence[str],
+                   budgets: Sequence[int], seeds: Sequence[int] = (0,), limit: int = 0,
+                   rule: str = "prm_last_vote", methods: Sequence[str] = GRID_METHODS, progress: bool = True,
+                   **collect_options) -> NotebookData:
+    """The first cell of every finding notebook: the figure style, the grid collected (cached: a
+    rerun generates nothing) and voted, and a one-line summary. ``limit`` 0 means every problem;
+    ``collect_options`` are further collect fields (max_step_tokens, chunk_size, backend, ...)."""
+    from tts_utils import plots
+
+    plots.set_style()
+    grid = grid_config(results_dir, dataset, policies, prms, methods=methods, budgets=budgets, seeds=seeds,
+                       limit=limit or None, **collect_options)
+    cands, runs, acc_all = collect_grid(grid, progress=progress)
+    print(f"{cands['problem_id'].nunique()} problems, {len(cands)} candidates, {len(acc_all)} per-problem votes")
+    return NotebookData(cands, runs, acc_all, with_rule(acc_all, rule), grid)
 
 
 def with_rule(acc: pd.DataFrame, rule: str) -> pd.DataFrame:

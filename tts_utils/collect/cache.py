@@ -24,10 +24,13 @@ import pandas as pd
 
 from tts_utils.collect.config import ConfigError, GridConfig, import_loader, policy_search
 from tts_utils.data import Problem
-from tts_utils.search import USES_PRM, SearchResult
+from tts_utils.search import SearchResult, get_method
 
 # Bump when a change to the search or grading code changes results: it invalidates the cache.
-CODE_VERSION = "collect-3"  # 2: beam search ranks finished paths with live ones (finished_paths); 3: PRMs in float64 on CPU
+# 2: beam search ranks finished paths with live ones (finished_paths); 3: PRMs in float64 on CPU;
+# 4: a chunk file holds the rows of every budget of its unit (derived when written, by
+# search.derive), not only N_run's.
+CODE_VERSION = "collect-4"
 
 CANDIDATE_COLUMNS = ["dataset", "policy", "prm", "method", "n", "seed", "problem_id", "problem_index", "level",
                      "candidate", "subtree", "lineage", "steps", "rewards", "step_tokens", "num_steps",
@@ -116,17 +119,18 @@ def plan(cfg: GridConfig, data: dict[str, list[Problem]], fingerprints: dict[tup
             search = asdict(policy_search(cfg, pol))
             for prm in [""] + cfg.prms:
                 for method in cfg.methods:
-                    if USES_PRM[method] != bool(prm):
+                    spec = get_method(method)
+                    if spec.uses_prm != bool(prm):
                         continue
                     seeds = cfg.seeds
-                    if method == "cot":
+                    if spec.budgets == "one":
                         runs = [(1, (1,))]
-                    elif method == "pass1_samples":
+                    elif spec.budgets == "pass1":
                         runs, seeds = [(cfg.pass1_samples, (cfg.pass1_samples,))], [cfg.pass1_seed]
-                    elif method == "beam_search":
-                        runs = [(n, (n,)) for n in cfg.n]
-                    else:  # one run at N_max, smaller N derived
+                    elif spec.derivable:  # one run at N_max, smaller N derived from it
                         runs = [(cfg.n[-1], tuple(cfg.n))]
+                    else:
+                        runs = [(n, (n,)) for n in cfg.n]
                     for n_run, budgets in runs:
                         for seed in seeds:
                             for c, chunk in enumerate(chunks):
@@ -257,40 +261,34 @@ def grid_lock(out: Path, grid: str):
         yield
 
 
-def unit_frames(unit: Unit, result: SearchResult, problems: list[Problem], index: dict[str, int],
-                 wall_s: float):
+def unit_frames(unit: Unit, results: list[SearchResult], problems: list[Problem], index: dict[str, int],
+                wall_s: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A unit's chunk tables: the rows of every budget it covers (``results``: one per budget, in
+    ``unit.budgets`` order). ``wall_s`` is the unit's measured time, divided among its problems
+    and scaled by N / N_run for a derived budget."""
     base = {"dataset": unit.dataset, "policy": unit.policy, "prm": unit.prm, "method": unit.method,
             "seed": unit.seed}
     level = {p.id: p.level for p in problems}
-    cands = pd.DataFrame([{
-        **base, "n": unit.n_run, "problem_id": c.problem_id, "problem_index": index[c.problem_id],
-        "level": level[c.problem_id], "candidate": c.index, "subtree": c.subtree, "lineage": c.lineage,
-        "steps": c.steps, "rewards": c.rewards, "step_tokens": c.step_tokens, "num_steps": len(c.steps),
-        "policy_tokens": c.policy_tokens, "prm_tokens": c.prm_tokens, "finish_reason": c.finish_reason,
-        "answer": c.answer, "correct": bool(c.correct)} for c in result.candidates], columns=CANDIDATE_COLUMNS)
-    per_problem = wall_s / max(len(problems), 1)
     gold = {p.id: p.answer for p in problems}
-    runs = pd.DataFrame([{
-        **base, "n": unit.n_run, "problem_id": r.problem_id, "problem_index": index[r.problem_id],
-        "level": level[r.problem_id], "gold": gold[r.problem_id],
-        "group_policy_tokens": r.group_policy_tokens, "group_prm_tokens": r.group_prm_tokens,
-        "wall_s": per_problem} for r in result.runs])
-    return cands, runs
-
-
-def _derive_frames(unit: Unit, cands: pd.DataFrame, runs: pd.DataFrame, n: int, group: int):
-    """Rows of budget n from the unit's N_run rows: the first n/group groups of each problem."""
-    keep = n // group
-    c = cands[cands["subtree"] < keep].copy()
-    c["n"] = n
-    r = runs.copy()
-    r["n"] = n
-    r["num_candidates"] = c.groupby("problem_id").size().reindex(r["problem_id"]).fillna(0).astype(int).values
-    r["policy_tokens"] = [int(sum(x[:keep])) for x in r["group_policy_tokens"]]
-    r["prm_tokens"] = [int(sum(x[:keep])) for x in r["group_prm_tokens"]]
-    r["n_run"] = unit.n_run
-    r["wall_s"] = r["wall_s"] * n / unit.n_run
-    return c.reset_index(drop=True), r[RUN_COLUMNS]
+    per_problem = wall_s / max(len(problems), 1)
+    cand_rows, run_rows = [], []
+    for result in results:
+        n = result.n
+        counts = {r.problem_id: 0 for r in result.runs}
+        for c in result.candidates:
+            counts[c.problem_id] += 1
+            cand_rows.append({
+                **base, "n": n, "problem_id": c.problem_id, "problem_index": index[c.problem_id],
+                "level": level[c.problem_id], "candidate": c.index, "subtree": c.subtree, "lineage": c.lineage,
+                "steps": c.steps, "rewards": c.rewards, "step_tokens": c.step_tokens, "num_steps": len(c.steps),
+                "policy_tokens": c.policy_tokens, "prm_tokens": c.prm_tokens, "finish_reason": c.finish_reason,
+                "answer": c.answer, "correct": bool(c.correct)})
+        run_rows.extend({
+            **base, "n": n, "problem_id": r.problem_id, "problem_index": index[r.problem_id],
+            "level": level[r.problem_id], "gold": gold[r.problem_id], "num_candidates": counts[r.problem_id],
+            "policy_tokens": r.policy_tokens, "prm_tokens": r.prm_tokens, "n_run": unit.n_run,
+            "wall_s": per_problem * n / unit.n_run} for r in result.runs)
+    return (pd.DataFrame(cand_rows, columns=CANDIDATE_COLUMNS), pd.DataFrame(run_rows, columns=RUN_COLUMNS))
 
 
 def _manifest_path(out: Path) -> Path:
@@ -302,7 +300,7 @@ def _seed_order(cfg: GridConfig) -> list[int]:
 
 
 def manifest(cfg: GridConfig, units: list[Unit]) -> dict:
-    return {"code_version": CODE_VERSION, "beam_width": cfg.search.beam_width,
+    return {"code_version": CODE_VERSION,
             "order": {"dataset": cfg.datasets, "policy": cfg.policies, "prm": [""] + cfg.prms,
                       "method": cfg.methods, "seed": _seed_order(cfg)},
             "units": [asdict(u) for u in units]}
@@ -348,9 +346,9 @@ def merge_plan(doc: dict, out: str | Path, *more: str | Path) -> dict[str, Path]
     for u in units:
         cands = pd.read_parquet(where[u] / "chunks" / u.files[0])
         runs = pd.read_parquet(where[u] / "chunks" / u.files[1])
-        group = doc["beam_width"] if u.method == "dvts" else 1
         for n in u.budgets:
-            c, r = _derive_frames(u, cands, runs, n, group)
+            c = cands[cands["n"] == n].reset_index(drop=True)
+            r = runs[runs["n"] == n].reset_index(drop=True)
             sort_key = (rank["dataset"][u.dataset], rank["policy"][u.policy], rank["prm"][u.prm],
                         rank["method"][u.method], n, rank["seed"][u.seed], u.chunk)
             pieces.append((sort_key, c, r))

@@ -35,7 +35,7 @@ from tts_utils.collect.config import (
 )
 from tts_utils.data import DataError, load_dataset
 from tts_utils.progress import Progress
-from tts_utils.search import run_method
+from tts_utils.search import derive, run_method
 from tts_utils.threads import torch_threads
 
 
@@ -145,10 +145,11 @@ def _run_units(cfg: GridConfig, todo: list[Unit], by_id: dict, positions: dict, 
             for u in units:
                 problems = [by_id[u.dataset][pid] for pid in u.problem_ids]
                 t0 = time.perf_counter()
-                result = run_method(u.method, policy, prm, problems, u.n_run, u.seed,
-                                    policy_search(cfg, u.policy))
+                search = policy_search(cfg, u.policy)
+                result = run_method(u.method, policy, prm, problems, u.n_run, u.seed, search)
                 wall = time.perf_counter() - t0
-                cands, runs = unit_frames(u, result, problems, positions[u.dataset], wall)
+                results = [derive(result, n, search) if n != u.n_run else result for n in u.budgets]
+                cands, runs = unit_frames(u, results, problems, positions[u.dataset], wall)
                 write_unit(u, cands, runs, out_dir / "chunks")
                 bar.update(len(problems), result.policy_tokens)
             prm = None

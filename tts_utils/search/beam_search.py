@@ -1,4 +1,4 @@
-"""Step-level beam search guided by a PRM (DESIGN.md section 4), beam width M (default 4).
+"""Step-level beam search guided by a PRM (docs/DESIGN.md, "Search methods"), beam width M (default 4).
 
 Round 1 samples N first steps per problem; the top N/M by the PRM score of their last step are
 kept; each kept beam samples M next steps; repeat. A path ends when its step has no separator,
@@ -55,6 +55,7 @@ from tts_utils.search.common import (
     problems_by_id,
     step_end_reason,
 )
+from tts_utils.search.registry import Method, register
 
 METHOD = "beam_search"
 
@@ -202,3 +203,6 @@ def beam_search(policy, prm, problems, n: int, seed: int = 0, config: SearchConf
     with Timer() as t:
         calls = grouped_beam_search(policy, prm, groups, cfg, seed, METHOD)
     return to_result(groups, problems, METHOD, n, seed, t.seconds, calls)
+
+
+register(Method(METHOD, beam_search, uses_prm=True, n_multiple_of_beam=True))
