@@ -114,6 +114,8 @@ def with_rule(acc: pd.DataFrame, rule: str) -> pd.DataFrame:
     from tts_utils.notebook_params import check_values
 
     check_values({"rule": rule})
+    if acc.empty:  # a grid with no voting method (e.g. only the pass@1 samples of notebook 09)
+        return acc
     uses_prm = acc["prm"].astype(bool)
     return acc[(uses_prm & (acc["rule"] == rule)) | (~uses_prm & (acc["rule"] == "majority"))]
 
