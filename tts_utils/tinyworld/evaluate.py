@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 
 from transformers import LlamaForCausalLM
 
+from tts_utils.analysis import pass_at_k
 from tts_utils.models import load_tokenizer
 from tts_utils.tinyworld import task
 from tts_utils.tinyworld.common import DATA, RUNS, generate, log, setup
@@ -62,11 +62,6 @@ def _generate(model, tok, probs, k, **kw):
         for i, t in zip(idx, texts, strict=True):
             out[i] = t
     return out
-
-
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k from c correct of n samples (Chen et al., 2021)."""
-    return 1.0 if n - c < k else 1.0 - math.comb(n - c, k) / math.comb(n, k)
 
 
 def evaluate_policy(name: str, k: int = K, per_level: int = PER_LEVEL, logfile: str = "evaluate.log") -> dict:

@@ -27,7 +27,6 @@ from __future__ import annotations
 import random
 import re
 import string
-from dataclasses import dataclass
 
 STEP_SEP = "\n\n"
 OPS = ("+", "-", "*")
@@ -59,29 +58,25 @@ def num_ops(problem) -> int:
 
 # ----------------------------------------------------------------------------------- levels
 
-@dataclass(frozen=True)
-class LevelSpec:
-    ops: tuple[int, int]      # number of operations, drawn uniformly in [lo, hi]
-
-
 # Every level computes the same small steps: running values 0..99, + and - a digit 1..9, * 2 or 3.
 # Only the length of the chain grows (difficulty from length, not from operands a model of this
 # size cannot compute).
 MAX_VALUE, MAX_ADD, MAX_MUL = 99, 9, 3
-LEVELS: dict[int, LevelSpec] = {
-    1: LevelSpec((1, 2)),
-    2: LevelSpec((3, 4)),
-    3: LevelSpec((5, 7)),
-    4: LevelSpec((8, 11)),
-    5: LevelSpec((12, 16)),
-    6: LevelSpec((18, 22)),  # the hard set (AIME24's role): longer chains than any level of tinymath500
+# level -> the number of operations, drawn uniformly in [lo, hi]
+LEVELS: dict[int, tuple[int, int]] = {
+    1: (1, 2),
+    2: (3, 4),
+    3: (5, 7),
+    4: (8, 11),
+    5: (12, 16),
+    6: (18, 22),  # the hard set (AIME24's role): longer chains than any level of tinymath500
 }
 TRAIN_LEVELS = (1, 2, 3, 4, 5, 6)
 
 
 def random_problem(rng: random.Random, level: int):
     """A problem of ``level``: every running value stays within 0..MAX_VALUE."""
-    n = rng.randint(*LEVELS[level].ops)
+    n = rng.randint(*LEVELS[level])
     v = rng.randint(2, MAX_VALUE)
     start, ops = v, []
     for _ in range(n):

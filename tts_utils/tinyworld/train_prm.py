@@ -32,10 +32,10 @@ from transformers import (
     Qwen2ForTokenClassification,
 )
 
-from tts_utils.models import load_tokenizer
 from tts_utils.prm import PRM_CLASSES
 from tts_utils.tinyworld import task
 from tts_utils.tinyworld.common import DATA, RUNS, generate, log, lr_at, n_params, save_model, setup
+from tts_utils.tinyworld.evaluate import load_policy
 from tts_utils.tinyworld.tokenizer import MS_TAG, VOCAB_SIZE, build_tokenizer
 from tts_utils.tinyworld.train_policy import POLICIES, kv_heads, prompt
 from tts_utils.value_head import Qwen2ValueHeadConfig, Qwen2ValueHeadModel
@@ -55,6 +55,9 @@ MAX_STEPS = 24
 # rewritten in ("mixed" keeps them as sampled), and why it is as weak or strong as it is: each PRM's
 # quality comes from a cause the paper names, never from corrupted labels.
 ALL = ("tiny-policy-xs", "tiny-policy-s", "tiny-policy-m", "tiny-policy-l")
+# the length twins: everything but the style their training steps are rewritten in
+_TWIN = dict(fmt="rlhflow", init="tiny-policy-m", labels="exact", sources=("tiny-policy-s",), max_solutions=None,
+             steps=250, lr=1e-3)
 PRMS = {
     "tiny-prm-shepherd": dict(
         fmt="math-shepherd", init="tiny-policy-s", labels="mc", sources=ALL, max_solutions=None, style="mixed",
@@ -63,13 +66,11 @@ PRMS = {
               "reaches the answer; the rollout policy fails long chains, so correct steps get '-'), on a small "
               "backbone"),
     "tiny-prm-rlhflow-terse": dict(
-        fmt="rlhflow", init="tiny-policy-m", labels="exact", sources=("tiny-policy-s",), max_solutions=None,
-        style="terse", steps=250, lr=1e-3,
+        _TWIN, style="terse",
         cause="distribution shift: trained only on another policy's samples (tiny-policy-s, whose "
               "mistakes are earlier and coarser than the larger policies'); every training step rewritten terse"),
     "tiny-prm-rlhflow-verbose": dict(
-        fmt="rlhflow", init="tiny-policy-m", labels="exact", sources=("tiny-policy-s",), max_solutions=None,
-        style="verbose", steps=250, lr=1e-3,
+        _TWIN, style="verbose",
         cause="distribution shift, as its terse twin: the same samples and labels, every training step "
               "rewritten verbose (the length twins differ in nothing else)"),
     "tiny-prm-skywork": dict(
@@ -94,11 +95,6 @@ def _write(path, recs):
 
 def _read(path):
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def load_policy(name):
-    d = DATA / name
-    return LlamaForCausalLM.from_pretrained(d).eval(), load_tokenizer(str(d))
 
 
 def sample_problems() -> list[dict]:
