@@ -18,6 +18,7 @@ from tts_utils.bench.common import (
     SECTIONS,
     BenchError,
     check_registered,
+    cpu_profile_lengths,
     machine,
     registry_loader,
     resolve_loader,
@@ -153,8 +154,10 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--beam-width", type=int, default=4)
     ap.add_argument("--max-depth", type=int, default=40)
-    ap.add_argument("--max-step-tokens", type=int, default=96, help="the cpu profile's")
-    ap.add_argument("--max-solution-tokens", type=int, default=512, help="the cpu profile's")
+    lengths = cpu_profile_lengths()
+    ap.add_argument("--max-step-tokens", type=int, default=lengths["max_step_tokens"], help="the cpu profile's")
+    ap.add_argument("--max-solution-tokens", type=int, default=lengths["max_solution_tokens"],
+                    help="the cpu profile's")
     ap.add_argument("--figures", nargs="?", const="cold+warm", choices=["cold+warm", "warm"], default=None,
                     help="also time `make figures` cold and warm (in a fresh copy of the tree; `make bench` does)")
     ap.add_argument("--no-figures", action="store_true",

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tts_utils import paths
+from tts_utils.bench.common import cpu_profile_lengths
 
 _NOT_COPIED = (".git", ".venv", "runs", "__pycache__", "*.egg-info", ".pytest_cache", ".ruff_cache",
                ".ipynb_checkpoints")
@@ -56,7 +57,7 @@ def bench_figures(profile: str = "cpu", cold: bool = True, keep: bool = False,
 # PRM, Best-of-N and beam search, cold (a fresh output directory each run).
 PROXY_GRID = {"datasets": ["tinymath500"], "policies": ["tiny-policy-l"], "prms": ["tiny-prm-skywork"],
               "methods": ["best_of_n", "beam_search"], "n": [16], "seeds": [0], "limit": 8, "chunk_size": 8,
-              "max_step_tokens": 96, "max_solution_tokens": 512}
+              **cpu_profile_lengths()}
 
 
 def _busy_loop() -> subprocess.Popen:
