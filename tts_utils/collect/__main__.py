@@ -2,4 +2,5 @@
 
 from tts_utils.collect.run import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # not when a worker process (collect's pool) re-imports the main module
+    raise SystemExit(main())
