@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check tts_utils tests
+	$(VENV)/bin/ruff check tts_utils tests notebooks
 
 test: lint
 	$(PY) -m pytest -q

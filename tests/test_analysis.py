@@ -56,8 +56,24 @@ def test_gains_follow_the_paper_definitions():
     assert not lower
     gain, lower = analysis.efficiency_gain(budgets, majority, budgets, [0.6, 0.6, 0.6, 0.6])
     assert gain == pytest.approx(64) and lower
-    gain, _ = analysis.efficiency_gain(budgets, majority, budgets, [0.1, 0.2, 0.3, 0.4])
-    assert gain == 0.0
+    assert analysis.efficiency_text(gain, lower) == ">= 64.0x"
+    gain, lower = analysis.efficiency_gain(budgets, majority, budgets, [0.1, 0.2, 0.3, 0.4])
+    assert math.isnan(gain) and analysis.efficiency_text(gain, lower) == "not reached"  # never 0x
+    assert analysis.efficiency_text(256 / 40, False) == "6.4x"
+
+
+def test_bootstrap_p_matches_the_interval_and_holm_controls_the_family():
+    rng = np.random.default_rng(0)
+    shifted = rng.normal(0.3, 1, 200)
+    mean, lo, hi, p = analysis.bootstrap_test(shifted)
+    assert lo > 0 and p < 0.05  # the 95% interval excludes 0 exactly when p < 0.05
+    mean, lo, hi, p = analysis.bootstrap_test(rng.normal(0, 1, 200))
+    assert (lo < 0 < hi) == (p >= 0.05)
+    assert analysis.bootstrap_test(np.zeros(50))[3] == 1.0
+    # Holm: 0.01 <= 0.05/3, 0.02 <= 0.05/2, 0.04 <= 0.05 -> all; 0.03 > 0.05/2 stops the rest
+    assert analysis.holm([0.04, 0.01, 0.02]) == [True, True, True]
+    assert analysis.holm([0.01, 0.03, 0.04]) == [True, False, False]
+    assert analysis.holm([0.2, float("nan")]) == [False, False]
 
 
 def test_split_is_stable_and_roughly_balanced():
@@ -125,3 +141,19 @@ def test_verdict_reads_the_interval_against_the_claimed_sign():
     assert analysis.combine_verdicts(["agrees", "agrees"]) == "agrees"
     assert analysis.combine_verdicts(["agrees", "inconclusive"]) == "inconclusive"
     assert analysis.combine_verdicts(["agrees", "disagrees"]) == "disagrees"
+
+
+def test_first_k_and_pass_at_k_by_problem():
+    rows = [{"dataset": "d", "policy": "p", "prm": "r", "method": "best_of_n", "n": 4, "seed": 0, "problem_id": pid,
+             "candidate": i, "correct": ok} for pid, oks in (("a", [False, True, False, False]), ("b", [True] * 4))
+            for i, ok in enumerate(oks)]
+    c = pd.DataFrame(rows)
+    two = analysis.first_k(c, 2)
+    assert len(two) == 4 and set(two.n) == {2} and set(two.candidate) == {0, 1}
+    with pytest.raises(ValueError):
+        analysis.first_k(c, 0)
+    p = analysis.pass_at_k_by_problem(c, [1, 2, 4]).set_index(["problem_id", "k"])["pass_at_k"]
+    assert p[("a", 1)] == pytest.approx(0.25) and p[("a", 2)] == pytest.approx(0.5) and p[("a", 4)] == 1.0
+    assert p[("b", 1)] == 1.0
+    table = analysis.accuracy_table(analysis.pass_at_k_by_problem(c, [1]), ["k"], value="pass_at_k")
+    assert table["acc"].iloc[0] == pytest.approx(0.625)

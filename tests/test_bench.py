@@ -47,9 +47,9 @@ def random_models(kind: str, name: str):
 
 
 def test_every_section_runs_on_tiny_random_models(tmp_path, capsys):
-    argv = ["--policies", "rand-policy", "--prms", "rand-shepherd", "rand-skywork", "--search-policy", "rand-policy",
+    argv = ["--sections", "ceiling", "policy", "prm", "search", "--policies", "rand-policy", "--prms", "rand-shepherd", "rand-skywork", "--search-policy", "rand-policy",
             "--search-prm", "rand-skywork", "--batches", "1", "4", "--repeats", "1", "--matmul-size", "64",
-            "--policy-max-tokens", "12", "--prm-solutions", "6", "--search-problems", "3", "--n", "4", "8",
+            "--policy-max-tokens", "12", "--prm-solutions", "6", "--prm-batches", "2", "8", "--search-problems", "3", "--n", "4", "8",
             "--max-step-tokens", "6", "--max-solution-tokens", "16", "--max-depth", "3", "--bf16", "--out", str(tmp_path)]
     assert bench.main(argv, loader=random_models) == 0
     out = capsys.readouterr().out
@@ -69,7 +69,9 @@ def test_every_section_runs_on_tiny_random_models(tmp_path, capsys):
     assert [r["rel_s_per_token"] for r in rows if r["method"] == "best_of_n"] == [1.0, 1.0]
     assert report["bandwidth"]["bytes_per_s"] > 0
     assert all(r["bytes"]["kv_bytes_per_token"] > 0 for r in report["policy"])
-    for line in ("Ceiling", "| rand-policy |", "| rand-skywork |", "| 8 | dvts |", "What bounds decoding at batch 4",
+    assert [r["kv_heads"] for r in report["kv_heads"]] == [2, 1]  # its own, then one shared KV head
+    assert report["kv_heads"][1]["kv_bytes_per_token"] * 2 == report["kv_heads"][0]["kv_bytes_per_token"]
+    for line in ("Ceiling", "| rand-policy |", "Lever, grouped-query attention", "| rand-skywork |", "| 8 | dvts |", "What bounds decoding at batch 4",
                  "| goal | measured | met |", "BoN: PRM tokens per generated token <= 1.5"):
         assert line in out
 
@@ -91,14 +93,28 @@ def test_goals_judge_each_measured_figure():
                          {"method": "beam_search", "n": 16, "rel_s_per_token": 1.7, "prm_per_token": 3.0,
                           "prm_run_per_token": 0.9},
                          {"method": "dvts", "n": 16, "rel_s_per_token": 1.1, "prm_per_token": 3.0}],
-              "policy": [{"policy": "a", "batch": 256, "params": 10, "share": 0.6},
-                         {"policy": "b", "batch": 256, "params": 99, "share": 0.1}],
-              "figures": [{"mode": "cold", "wall_s": 1000.0, "ok": True}, {"mode": "warm", "wall_s": 75.0, "ok": True}]}
+              "ceiling": {"flops": 1e9, "size": 64}, "bandwidth": {"bytes_per_s": 1e9, "mbytes": 1},
+              # a: memory cap 1e9 / (1000 + 256000 / 256) = 5e5 tok/s binds (FLOP cap 5e6): 40%
+              # b: memory cap 1e9 / (4000 + 1000) = 2e5 binds (FLOP cap 5e5): 25%
+              "policy": [{"policy": "a", "batch": 256, "params": 100, "tokens_per_s": 2e5,
+                          "bytes": {"kv_bytes_per_token": 1000, "weight_bytes": 256000, "mean_context": 10}},
+                         {"policy": "b", "batch": 256, "params": 1000, "tokens_per_s": 5e4,
+                          "bytes": {"kv_bytes_per_token": 4000, "weight_bytes": 256000, "mean_context": 10}}],
+              "prm": [{"prm": "p", "batch": 8, "share": 0.6}, {"prm": "q", "batch": 32, "share": 0.3}],
+              "busy": [{"threads": 1, "busy": False, "wall_s": 10.0, "ok": True},
+                       {"threads": 1, "busy": True, "wall_s": 14.0, "ok": True},
+                       {"threads": 2, "busy": False, "wall_s": 8.0, "ok": True},
+                       {"threads": 2, "busy": True, "wall_s": 40.0, "ok": True}],
+              "figures": [{"mode": "cold", "wall_s": 1000.0, "ok": True}, {"mode": "warm", "wall_s": 35.0, "ok": True}]}
     table = bench.goals(report)
-    # step search, BoN PRM tokens, beam re-scoring (reported, not judged), largest policy, cold, warm
-    assert [g["met"] for g in table] == [False, True, None, False, True, False]
-    assert table[0]["value"] == "1.70x (beam_search, N=16)"
-    assert table[3]["value"] == "10% (b)"  # the largest by parameters, not the fastest
+    # largest and smallest policy, PRMs, step search, BoN PRM tokens, beam re-scoring (reported, not
+    # judged), busy machine (the study's 1 thread), cold, warm
+    assert [g["met"] for g in table] == [False, True, False, False, True, None, True, True, False]
+    assert table[0]["value"] == "25% (b)" and table[1]["value"] == "40% (a)"  # by parameters, not speed
+    assert table[2]["value"] == "lowest 30% (q, batch 32)"
+    assert table[3]["value"] == "1.70x (beam_search, N=16)"
+    assert table[6]["value"].startswith("1.40x")
+    assert "| 2 | 8.0 | 40.0 | 5.00x |" in bench.to_markdown({"machine": bench.machine(), "busy": report["busy"]})
 
 
 def test_search_section_with_scripted_doubles():
@@ -161,3 +177,35 @@ def test_readme_table_goes_between_the_markers(tmp_path):
     assert readme.read_text() == f"# x\n\n{bench.README_START}\n| new |\n{bench.README_END}\n\nrest\n"
     readme.write_text("no markers")
     assert not bench.update_readme("| new |", readme)
+
+
+def test_busy_machine_rows_start_and_stop_a_competitor(monkeypatch):
+    import subprocess
+
+    class Done:
+        returncode, stdout, stderr = 0, "", ""
+
+    runs, others = [], []
+
+    class Competitor:
+        def __init__(self):
+            self.killed = False
+            others.append(self)
+
+        def kill(self):
+            self.killed = True
+
+        def wait(self):
+            return 0
+
+    def run(cmd, cwd, env, **k):
+        runs.append((env["TTS_THREADS"], len(others), all(o.killed for o in others)))
+        return Done()
+
+    monkeypatch.setattr(subprocess, "run", run)
+    rows = bench.bench_busy(threads=(1, 2), competitor=Competitor)
+    assert [(r["threads"], r["busy"], r["ok"]) for r in rows] == [(1, False, True), (1, True, True),
+                                                                  (2, False, True), (2, True, True)]
+    # each busy run has a live competitor, killed afterwards
+    assert runs == [("1", 0, True), ("1", 1, False), ("2", 1, True), ("2", 2, False)]
+    assert all(o.killed for o in others)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -97,7 +98,7 @@ def test_rerun_generates_nothing_and_changes_invalidate_only_what_they_touch(tmp
     C.collect(grid(tmp_path), progress=False)
     new = {p.name for p in (tmp_path / "out" / "chunks").iterdir()} - before
     units = 2 * (1 + 1 + 1 + 2 + 1)  # seeds x (cot, majority, bon, beam x2, dvts) for chunk 3 only
-    assert len(new) == 2 * units
+    assert len(new) == 3 * units  # two chunk files and a done-marker each
     cands, runs = C.load_results(tmp_path / "out")
     assert set(runs.loc[runs.problem_id == "p6", "gold"]) == {"999"}
 
@@ -135,11 +136,29 @@ def test_sharded_runs_merge_to_the_unsharded_tables(tmp_path, calls, tests_on_pa
     ({"colour": "blue"}, "unknown config field"),
     ({"loader": "no_such_module:f"}, "'loader'"),
     ({"beam_width": 0}, "beam_width"),
+    ({"temperature": float("inf")}, "config field 'temperature' must be a finite number"),
+    ({"temperature": float("nan")}, "config field 'temperature' must be a finite number"),
+    ({"temperature": "hot"}, "config field 'temperature' must be a number, got 'hot'"),
+    ({"top_p": "all"}, "config field 'top_p' must be a number"),
+    ({"methods": []}, "'methods' is empty"),
+    ({"policies": []}, "'policies' is empty"),
+    ({"datasets": []}, "'datasets' is empty"),
+    ({"seeds": []}, "'seeds' is empty"),
+    ({"n": []}, "'n' is empty"),
 ])
 def test_config_errors_name_the_field_before_any_generation(tmp_path, calls, tests_on_path, over, message):
     with pytest.raises(C.ConfigError, match=message):
         C.collect(grid(tmp_path, **over), progress=False)
     assert calls["policy_generate"] == calls["policy_loads"] == 0
+
+
+def test_a_problem_with_an_empty_answer_is_a_config_error(tmp_path, calls, tests_on_path):
+    rows = [{"unique_id": p.id, "problem": p.problem, "answer": p.answer} for p in make_problems(3)]
+    rows[1]["answer"] = " "
+    (tmp_path / "empty.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(C.ConfigError, match="'datasets'\\[0\\]: .*empty.jsonl:2: 'answer' is empty"):
+        C.collect(grid(tmp_path, datasets=[str(tmp_path / "empty.jsonl")]), progress=False)
+    assert calls["policy_generate"] == 0
 
 
 def test_unknown_model_shard_and_out_errors(tmp_path, calls, tests_on_path):
@@ -289,6 +308,7 @@ def test_pass1_config_errors(tmp_path, over, message):
         C.parse_config(grid(tmp_path, **over))
 
 
+<<<<<<< HEAD
 def test_worker_processes_give_the_same_tables_as_one_process(tmp_path, tests_on_path):
     from tts_utils.collect import pool
 
@@ -325,3 +345,64 @@ def _count_units(k: int, *, on_unit, models) -> None:
         raise ValueError("unit 13 failed")
     for _ in range(k):
         on_unit(1, 10)
+=======
+def _small(tmp_path: Path, **over) -> dict:
+    return grid(tmp_path, methods=["majority", "best_of_n"], n=[4], seeds=[0], **over)  # 7 problems, 3 chunks
+
+
+def test_damaged_chunks_are_recomputed_with_a_warning(tmp_path, calls, tests_on_path):
+    ref = C.load_results(C.collect(_small(tmp_path), progress=False)["candidates"].parent)
+    chunks = sorted((tmp_path / "out" / "chunks").glob("*.candidates.parquet"))
+    runs_files = sorted((tmp_path / "out" / "chunks").glob("*.runs.parquet"))
+    assert len(chunks) == 6
+    chunks[0].write_bytes(b"")                                  # emptied
+    runs_files[1].write_bytes(runs_files[1].read_bytes()[:100])  # truncated
+    chunks[3].write_bytes(chunks[4].read_bytes())                # another unit's valid chunk copied over it
+    with pytest.raises(FileNotFoundError, match="3 of 6 work units are not done.*damaged.*rerun the grid"):
+        C.merge(tmp_path / "out")
+    before = calls["policy_generate"]
+    with pytest.warns(UserWarning, match="is damaged") as warned:
+        C.collect(_small(tmp_path), progress=False)
+    assert len(warned) == 3
+    assert calls["policy_generate"] > before
+    got = C.load_results(tmp_path / "out")
+    frames_equal(ref[0], got[0])
+    frames_equal(ref[1], got[1])
+
+
+def test_killed_writers_temporaries_are_removed(tmp_path, calls, tests_on_path):
+    from tts_utils.collect.cache import _host
+
+    chunks = tmp_path / "out" / "chunks"
+    chunks.mkdir(parents=True)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = chunks / f"abc.candidates.parquet.tmp-{_host()}-{dead.pid}"
+    live = chunks / f"abc.runs.parquet.tmp-{_host()}-{os.getppid()}"
+    elsewhere = chunks / f"abc.runs.parquet.tmp-another-host-{dead.pid}"
+    for f in (stale, live, elsewhere):
+        f.write_bytes(b"partial")
+    C.collect(_small(tmp_path), progress=False)
+    assert not stale.exists()
+    assert live.exists() and elsewhere.exists()  # a live writer's, or one on a machine we cannot see
+
+
+def test_a_second_grid_into_a_busy_output_directory_is_refused(tmp_path, calls, tests_on_path):
+    # Two grids into one --out used to both exit 0, the first one's tables holding the second's
+    # problems (merge re-read the manifest the other had overwritten).
+    import json as json_
+
+    from tts_utils.collect.cache import grid_id, grid_lock
+
+    out = tmp_path / "out"
+    C.collect(_small(tmp_path, limit=6), progress=False)
+    this_grid = grid_id(json_.loads((out / "manifest.json").read_text()))
+    with grid_lock(out, "a-running-grid"):  # another grid's process, still running
+        with pytest.raises(C.ConfigError, match="another grid is running into"):
+            C.collect(_small(tmp_path, limit=3), progress=False)
+    with grid_lock(out, this_grid):  # a shard of the same grid: shares the directory
+        C.collect(_small(tmp_path, limit=6), progress=False)
+    assert C.load_results(out)[1]["problem_id"].nunique() == 6
+    C.collect(_small(tmp_path, limit=3), progress=False)  # once the other has finished
+    assert C.load_results(out)[1]["problem_id"].nunique() == 3
+>>>>>>> main

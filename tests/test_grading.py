@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -140,8 +141,8 @@ def _timed(fn, *args) -> tuple[object, float]:
 
 def test_time_is_bounded_in_the_main_thread(monkeypatch):
     # A power tower sympy tries to evaluate for ever; the worker's timeout must cut it off.
-    monkeypatch.setattr(grading, "TIMEOUT_S", 1)
     _warm_worker()
+    monkeypatch.setattr(grading, "TIMEOUT_S", 1)
     result, elapsed = _timed(is_equivalent, "9^{9^{9^{9}}}", "1")
     assert result is False
     assert elapsed < 4 * grading.TIMEOUT_S, elapsed
@@ -150,8 +151,8 @@ def test_time_is_bounded_in_the_main_thread(monkeypatch):
 def test_time_is_bounded_off_the_main_thread(monkeypatch):
     # Off the main thread math-verify has no timeout of its own (signal.alarm); this tower took
     # 118 s and 3.4 GB there before grading moved math-verify into a worker process.
-    monkeypatch.setattr(grading, "TIMEOUT_S", 1)
     _warm_worker()
+    monkeypatch.setattr(grading, "TIMEOUT_S", 1)
     timed: list = []
     worker = threading.Thread(target=lambda: timed.append(_timed(is_equivalent, "2^{2^{2^{2^{2^{2}}}}}", "1")))
     worker.start()
@@ -175,11 +176,30 @@ def test_long_blank_runs_grade_in_linear_time(monkeypatch):
     assert dressed.startswith("\\text{") and elapsed < 1.0, elapsed
     assert grading._as_answer("\\textbf{ ( 073 ) }") == "073"
     # math-verify itself is slow on such an answer: the worker's timeout bounds it
-    monkeypatch.setattr(grading, "TIMEOUT_S", 1)
     _warm_worker()
+    monkeypatch.setattr(grading, "TIMEOUT_S", 1)
     result, elapsed = _timed(is_equivalent, "\\text{" + " " * 40_000 + "x}", "1")
     assert result is False
     assert elapsed < 4 * grading.TIMEOUT_S, elapsed
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_gets_its_own_worker():
+    # A child sharing its parent's worker pipes would read the parent's answers, and the parent the child's.
+    _warm_worker()
+    parent_worker = grading._WORKER.proc.pid
+    pid = os.fork()
+    if pid == 0:  # the child: grade, then leave at once, whatever happens (no atexit, no pytest)
+        code = 1
+        try:
+            ok = grading._math_verify_equal("\\frac{4}{8}", "\\dfrac{1}{2}")
+            code = 0 if ok and grading._WORKER.proc.pid != parent_worker else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert grading._WORKER.proc.pid == parent_worker
+    assert grading._math_verify_equal("\\frac{6}{8}", "\\dfrac{3}{4}")
 
 
 @pytest.mark.skipif(not Path("/proc/self/limits").exists(), reason="reads the limit from Linux's /proc")

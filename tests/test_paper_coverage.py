@@ -109,3 +109,11 @@ def test_paper_numbers():
         from tts_utils.models import get_model
 
         assert get_model(pol, kind="policy") and n in (256, 512)
+
+
+def test_tables_3_and_6_are_one_family():
+    acc = small_and_large([True] * 30 + [False] * 10, [False] * 40)
+    t3, t6, s = pc.finding_tables_3_6(acc, acc, ["small"], "large", "small", ["prm1"])
+    assert len(s["parts"]) == 2 and "2 part(s)" in s["rule"]
+    assert [p["verdict"] for p in s["parts"]] == ["agrees", "agrees"] and s["verdict"] == "agrees"
+    assert set(t3["model"]) == {"small", "large"} and set(t6["model"]) == {"small"}

@@ -117,18 +117,18 @@ def test_transient_errors_are_retried(local, tok, prompts):
 
     params = SamplingParams(temperature=0.8, max_tokens=10)
     with serving(local, handler=Flaky) as s:
-        [g] = client(s, tok, backoff=0.01).generate(prompts[:1], params, [3])
+        [g] = client(s, tok).generate(prompts[:1], params, [3])
     assert len(calls) == 3 and g == local.generate(prompts[:1], params, [3])[0]
     failures["left"] = 5
     with serving(local, handler=Flaky) as s, pytest.raises(OpenAIError, match="giving up after 3 attempts.*503.*warming up"):
-        client(s, tok, backoff=0.01, max_retries=2).generate(prompts[:1], params, [3])
+        client(s, tok, max_retries=2).generate(prompts[:1], params, [3])
 
 
 def test_unreachable_server_gives_up_with_a_clear_error(tok):
     with socket.socket() as sock:  # a port that nothing listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    policy = OpenAIPolicy(f"http://127.0.0.1:{port}/v1", "tiny", tokenizer=tok, family="tiny", backoff=0.01,
+    policy = OpenAIPolicy(f"http://127.0.0.1:{port}/v1", "tiny", tokenizer=tok, family="tiny",
                           max_retries=1)
     with pytest.raises(OpenAIError, match="giving up after 2 attempts.*(refused|URLError)"):
         policy.generate(["hi"], SamplingParams(), [0])

@@ -352,8 +352,9 @@ def test_load_prm_from_a_local_dir(fmt, tmp_path):
     assert type(loaded) is PRM_CLASSES[fmt] and not loaded.model.training
     want = prm.score([QUESTION, "Q?"], [STEPS, SHORT])
     got = loaded.score([QUESTION, "Q?"], [STEPS, SHORT])
-    for g, w in zip(got, want, strict=True):
-        assert g.rewards == pytest.approx(w.rewards, abs=1e-6) and g.num_tokens == w.num_tokens
+    assert next(loaded.model.parameters()).dtype == torch.float64  # the CPU default (see load_prm)
+    for g, w in zip(got, want, strict=True):  # float64 against the float32 original
+        assert g.rewards == pytest.approx(w.rewards, abs=1e-5) and g.num_tokens == w.num_tokens
     # a path plus prm_format works too; a path without it is an error naming what is missing
     assert type(load_prm(str(tmp_path), prm_format=fmt)) is PRM_CLASSES[fmt]
     with pytest.raises(ValueError, match="prm_format"):
@@ -400,3 +401,31 @@ def test_value_head_loads_a_skywork_layout_checkpoint(tmp_path):
     _real_layout_checkpoint(model, tmp_path / "nohead", with_head=False)
     with pytest.raises(ValueError, match="v_head"):
         load_value_head_model(str(tmp_path / "nohead"))
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_loaded_scores_are_the_same_bytes_for_any_batch_and_thread_count(fmt, tmp_path):
+    # The grid cache keys a unit by its inputs, not by how it was batched or how many threads ran
+    # it, so a rerun or a resume on another machine must score to the same bits. In float32,
+    # batch size changed about one reward in five by up to 6e-7 (and 2 threads vs 1 a few),
+    # enough to flip a PRM-Max winner between near-tied candidates and move a figure's point.
+    _, model, tok = build(fmt)
+    model.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    prm = load_prm(str(tmp_path), prm_format=fmt)  # the study's CPU default dtype
+    qs = [QUESTION, "Q: 1+1?", QUESTION, "What is 20?", QUESTION, QUESTION]
+    sols = [STEPS, LONG, STEPS[:2], SHORT, [*STEPS[:2], "So it is 21.\n\n"], LONG[:3]]
+    threads = torch.get_num_threads()
+    runs = []
+    try:
+        for n_threads, batch_size, share, order in [(1, 8, True, None), (2, 8, True, None), (1, 1, True, None),
+                                                    (1, 3, False, None), (2, 2, True, [5, 3, 1, 0, 4, 2])]:
+            torch.set_num_threads(n_threads)
+            prm.batch_size, prm.share_prefixes = batch_size, share
+            idx = order or list(range(len(qs)))
+            scored = prm.score([qs[i] for i in idx], [sols[i] for i in idx])
+            runs.append([scored[idx.index(i)].rewards for i in range(len(qs))])
+    finally:
+        torch.set_num_threads(threads)
+    assert all(r == runs[0] for r in runs[1:]), [[a for a, b in zip(r, runs[0], strict=True) if a != b]
+                                                 for r in runs[1:]]

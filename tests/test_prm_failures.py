@@ -93,21 +93,46 @@ def test_first_error_f1_of_a_perfect_and_a_blind_prm():
     assert f1["perfect"] == 1.0 and f1["blind"] == 0.0
 
 
-def test_verdicts_use_the_pre_registered_tolerances():
-    def rates(rate_ci, rho_ci):
-        rows = [("all", f, 0.0, *rate_ci, 100) for f in pf.FAILURES]
-        rows += [("all", f, 0.0, *rho_ci, 100) for f in pf.BIASES]
-        return pd.DataFrame(rows, columns=["prm", "failure", "value", "lo", "hi", "count"])
+def test_tests_against_the_pre_registered_tolerances():
+    assert pf.above_test(0.2, np.full(100, 0.2), 0.05, 50) == ("agrees", 0.0)
+    assert pf.above_test(0.01, np.linspace(0.0, 0.03, 100), 0.05, 50) == ("disagrees", 0.0)
+    direction, p = pf.above_test(0.0, np.zeros(100), 0.05, 10)  # none seen in 10 problems: weak evidence
+    assert direction == "disagrees" and p == pytest.approx(0.95 ** 10)
+    assert pf.beyond_test(0.5, np.full(100, 0.5), 0.1) == ("agrees", 0.0)
+    assert pf.beyond_test(-0.02, np.linspace(-0.05, 0.05, 100), 0.1) == ("disagrees", 0.0)
+    direction, p = pf.beyond_test(0.15, np.linspace(-0.2, 0.5, 100), 0.1)
+    assert direction == "agrees" and p > 0.5
 
-    s = pf.finding_failures(rates((0.1, 0.2), (0.2, 0.4)), rate_tolerance=0.05, bias_tolerance=0.1)
-    assert [p["verdict"] for p in s["parts"]] == ["agrees"] * 5 and s["verdict"] == "agrees"
-    s = pf.finding_failures(rates((0.0, 0.03), (-0.05, 0.05)), rate_tolerance=0.05, bias_tolerance=0.1)
-    assert [p["verdict"] for p in s["parts"]] == ["disagrees"] * 5
-    s = pf.finding_failures(rates((0.02, 0.2), (-0.3, -0.05)), rate_tolerance=0.05, bias_tolerance=0.1)
-    assert [p["verdict"] for p in s["parts"]] == ["inconclusive"] * 5
+
+def test_the_finding_pools_the_prms_and_applies_holm():
+    rows = [(f"q{i}", 0, ["ok", "ok"], [0.2, 0.9]) for i in range(10)]  # every first step over-criticized
+    rows += [(f"q{i}", 1, ["ok", "bad"], [0.9, 0.1]) for i in range(10)]  # errors caught where they are
+    c = pd.concat([cands(rows, prm="a"), cands(rows, prm="b")])
+    rates = pf.failure_rates(pf.step_table(c, QUESTIONS, first_bad), rate_tolerance=0.05, bias_tolerance=0.1)
+    pooled = rates[rates["prm"] == "all"].set_index("failure")
+    assert pooled.loc["over_criticism", "value"] == pytest.approx(10 / 30)
+    assert pooled.loc["error_neglect", "value"] == 0.0
+    s = pf.finding_failures(rates, 0.05, 0.1)
+    verdicts = {p["claim"].split(":")[0]: p["verdict"] for p in s["parts"]}
+    assert verdicts["over-criticism"] == "agrees"
+    # none neglected in 10 problems: below 5%, but too few problems to say so at Holm's level
+    assert verdicts["error neglect"] == "inconclusive"
+    assert verdicts["error-localization bias"] == "inconclusive"  # likewise
+    assert "Holm" in s["rule"] and s["verdict"] == "inconclusive"
 
 
 def test_the_rules_need_an_exact_checker():
     assert pf.step_checker("tinyhard30") is not None
     with pytest.raises(ValueError, match="ProcessBench"):
         pf.step_checker("math500")
+
+
+def test_an_example_shows_every_step_with_its_label_and_score():
+    c = cands([("q1", 0, ["ok", "bad", "ok"], [0.9, 0.8, 0.2])])
+    t = pf.step_table(c, QUESTIONS, first_bad)
+    ex = pf.examples(t)
+    ex = ex[ex["failure"] == "error_neglect"].iloc[0]
+    md = pf.example_markdown(ex, c, QUESTIONS, t).splitlines()
+    assert "question 1" in md[2]
+    assert md[4:] == ["1. `ok` | right | score 0.90", "2. `bad` | FIRST ERROR | score 0.80 **<-**",
+                      "3. `ok` | after the error | score 0.20"]

@@ -81,3 +81,20 @@ def test_readme_findings_table_comes_from_the_verdict_files(tmp_path):
     assert text.startswith("intro\n") and text.endswith("rest\n")
     readme.write_text("no markers")
     assert not rn.update_readme(figs, readme)
+
+
+def test_a_notebook_whose_external_input_is_absent_is_skipped(project, capsys, monkeypatch):
+    nbdir = project / "notebooks"
+    out = project / "ran.txt"
+    _write_notebook(nbdir / "03_external.ipynb", "external_path = 'nowhere/outputs.jsonl'",
+                    f"open({str(out)!r}, 'w').write(open(external_path).read())")
+    _profile(project, "{}\n")
+    assert rn.run("p", only=["03"]) == []
+    assert "03_external.ipynb skipped: its input nowhere/outputs.jsonl" in capsys.readouterr().out
+    assert not out.exists()
+    # Present (the profile's path, relative to the repository root): it runs.
+    (project / "here.jsonl").write_text("data")
+    monkeypatch.setattr(rn.paths, "REPO_ROOT", project)
+    _profile(project, "notebooks:\n  03_external:\n    external_path: here.jsonl\n")
+    assert len(rn.run("p", only=["03"])) == 1
+    assert out.read_text() == "data"

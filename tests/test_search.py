@@ -1,4 +1,4 @@
-"""Search semantics (DESIGN.md section 4) with scripted doubles whose choices are known by hand."""
+"""Search semantics (docs/DESIGN.md, "Search methods") with scripted doubles whose choices are known by hand."""
 
 from __future__ import annotations
 
@@ -401,3 +401,21 @@ def test_real_beam_search_does_not_depend_on_batch_and_dvts_subsamples(tiny_mode
     big = dvts(policy, prm, problems[:1], 8, seed=1, config=TINY_CFG)
     small = dvts(policy, prm, problems[:1], 4, seed=1, config=TINY_CFG)
     assert [c.steps for c in derive(big, 4).candidates] == [c.steps for c in small.candidates]
+
+
+@pytest.mark.parametrize("method", ["cot", "best_of_n", "beam_search"])
+def test_a_prompt_too_long_for_the_model_names_its_problem(method):
+    # A 6,000-character problem used to fail naming its position in the batch ("prompt 5").
+    from _tiny_lm import make_model, make_tokenizer
+
+    from tts_utils.policy import PromptError, TransformersPolicy
+    from tts_utils.search import run_method
+    from tts_utils.search.common import SearchConfig
+
+    tok = make_tokenizer()
+    policy = TransformersPolicy(make_model(tok, max_positions=256), tok, "tiny", name="tiny-test")
+    problems = make_problems(3)
+    problems[1] = type(problems[1])(id="the-long-one", problem="x" * 6000, answer="1", level=1)
+    cfg = SearchConfig(max_step_tokens=4, max_solution_tokens=8, max_depth=2)
+    with pytest.raises(PromptError, match=r"problem 'the-long-one': prompt \d+ has \d+ tokens; tiny-test allows"):
+        run_method(method, policy, KnownPRM(), problems, 1 if method == "cot" else 4, 0, cfg)

@@ -1,6 +1,7 @@
 """The study layer: a grid collected once, its per-problem votes cached beside the tables."""
 
 import pandas as pd
+import pytest
 from test_collect import grid
 
 from tts_utils import analysis, study
@@ -48,15 +49,45 @@ def test_strategy_vs_prm_verdict_follows_the_measured_differences():
     always, half = (lambda i: True), (lambda i: i % 2 == 0)
     # the paper's pattern: BoN wins with the weak PRM, search with the strong one -> agrees
     acc = _acc(_paired("weak", "p", half, always) + _paired("strong", "p", always, half))
-    quality = pd.Series({"weak": 0.2, "strong": 0.9})
-    table, summary = study.finding_strategy_vs_prm(acc, quality)
+    table, summary = study.finding_strategy_vs_prm(acc, ["weak"], ["strong"])
     assert summary["verdict"] == "agrees"
+    assert "Holm" in summary["rule"] and all(0 <= p["p"] <= 1 for p in summary["parts"])
     assert table.set_index("prm").loc["strong", "search"] == "beam_search"
     # the reverse pattern -> disagrees; no difference -> inconclusive
     rev = _acc(_paired("weak", "p", always, half) + _paired("strong", "p", half, always))
-    assert study.finding_strategy_vs_prm(rev, quality)[1]["verdict"] == "disagrees"
+    assert study.finding_strategy_vs_prm(rev, ["weak"], ["strong"])[1]["verdict"] == "disagrees"
     same = _acc(_paired("weak", "p", half, half) + _paired("strong", "p", half, half))
-    assert study.finding_strategy_vs_prm(same, quality)[1]["verdict"] == "inconclusive"
+    assert study.finding_strategy_vs_prm(same, ["weak"], ["strong"])[1]["verdict"] == "inconclusive"
+    # the split is the caller's (pre-registered), never inferred: swapping it flips the verdict
+    assert study.finding_strategy_vs_prm(acc, ["strong"], ["weak"])[1]["verdict"] == "disagrees"
+    with pytest.raises(ValueError, match="disjoint"):
+        study.finding_strategy_vs_prm(acc, ["weak"], ["weak"])
+
+
+def test_search_method_is_chosen_on_the_other_half_of_the_problems():
+    """Cross-fitting: beam search wins on even-split problems, DVTS on the others; each half is
+    judged by the method that won on the other half, so the measured gain is below both
+    in-sample ones (an in-sample choice would report the better method's full gain)."""
+    from tts_utils.analysis import split_of
+
+    rows = []
+    for i in range(80):
+        h = split_of(f"q{i}")
+        for n in (4, 16):
+            rows += [("prm", "p", "beam_search", n, i, h == 0), ("prm", "p", "dvts", n, i, h == 1),
+                     ("prm", "p", "best_of_n", n, i, False)]
+    d = study.search_minus_bon(_acc(rows), ["prm"]).iloc[0]
+    assert d["search"] == "dvts/beam_search" or d["search"] == "beam_search/dvts"
+    assert d["diff"] == 0.0  # each half is judged by the method that loses there
+
+
+def test_holm_across_parts_can_make_a_part_inconclusive():
+    # two parts with p = 0.03 and 0.04: each alone would agree at 5%, Holm needs 0.025 for the first
+    parts = [study._part("a", (0.1, 0.01, 0.2, 0.03), +1), study._part("b", (0.1, 0.01, 0.2, 0.04), +1)]
+    s = study.summarize(parts)
+    assert [p["verdict"] for p in s["parts"]] == ["inconclusive", "inconclusive"]
+    assert study.summarize(parts[:1])["verdict"] == "agrees"
+    assert study.summarize([study._part("c", (-0.1, -0.2, -0.01, 0.001), +1), parts[0]])["verdict"] == "disagrees"
 
 
 def test_policy_size_verdict_orders_policies_by_parameters():
@@ -67,3 +98,44 @@ def test_policy_size_verdict_orders_policies_by_parameters():
     assert summary["verdict"] == "agrees"
     # the same data with the sizes swapped contradicts the claim
     assert study.finding_policy_size(acc, {"small": 1e6, "big": 1e3})[1]["verdict"] == "disagrees"
+
+
+def test_compute_optimal_choice_is_made_per_difficulty_bin_and_budget():
+    """BoN is right on the easy problems, beam search on the hard ones: the choice per bin takes
+    each where it wins (the paper's reward-aware choice by difficulty); one choice per N cannot."""
+    rows = []
+    for i in range(60):
+        easy = i < 30
+        for n in (4, 16):
+            rows += [("prm", "p", "best_of_n", n, i, easy), ("prm", "p", "beam_search", n, i, not easy),
+                     ("prm", "p", "dvts", n, i, False)]
+    acc = _acc(rows)
+    acc["difficulty"] = ["easy" if int(pid[1:]) < 30 else "hard" for pid in acc["problem_id"]]
+    per_bin = study.compute_optimal_curve(acc, "p", "oracle", by=["difficulty", "n"])
+    assert per_bin["correct"].all()
+    assert set(per_bin.loc[per_bin["difficulty"] == "easy", "method"]) == {"best_of_n|prm"}
+    assert set(per_bin.loc[per_bin["difficulty"] == "hard", "method"]) == {"beam_search|prm"}
+    assert study.compute_optimal_curve(acc, "p", "oracle", by=["n"])["correct"].mean() == 0.5
+    held = study.compute_optimal_curve(acc, "p", "heldout", by=["difficulty", "n"])
+    assert held["correct"].all() and len(held) == 120  # every problem, judged by the other half's choice
+    table = study.choice_table(acc, ["p"], ("prm", "difficulty", "n"))
+    assert set(zip(table["difficulty"], table["method"], strict=True)) == {("easy", "best_of_n"), ("hard", "beam_search")}
+    # a held-out bin of one problem has no other half: it falls back to BoN, fixed in advance
+    lone = acc[(acc["difficulty"] == "easy") & (acc["problem_id"] == "q0")]
+    fb = study.compute_optimal_curve(lone, "p", "heldout", by=["difficulty", "n"])
+    assert set(fb["method"]) == {"best_of_n|prm"}
+
+
+def test_f7_verdict_judges_the_held_out_choice_against_same_n_baselines():
+    rows = []
+    for i in range(80):
+        for n in (4, 16):
+            rows += [("prm", "p", "best_of_n", n, i, i % 2 == 0), ("prm", "p", "beam_search", n, i, i % 2 == 0),
+                     ("prm", "p", "dvts", n, i, i % 2 == 0), ("", "p", "majority", n, i, i % 2 == 0)]
+        rows.append(("", "p", "cot", 1, i, i % 4 == 0))
+    table, summary = study.finding_table5(_acc(rows), ["p"])
+    parts = {p["claim"]: p for p in summary["parts"]}
+    assert parts["p: compute-optimal TTS beats CoT"]["verdict"] == "agrees"
+    assert parts["p: compute-optimal TTS beats majority voting"]["effect"] == 0.0
+    assert summary["verdict"] == "inconclusive"
+    assert table["efficiency"].iloc[0] == "1.0x"  # reaches majority's best (0.5 at N=4) at N=4

@@ -23,7 +23,7 @@ def test_generator_is_deterministic():
     a, b = task.make_test_sets(), task.make_test_sets()
     assert a == b
     r1, r2 = random.Random(3), random.Random(3)
-    assert [task.random_expression(r1, 5) for _ in range(20)] == [task.random_expression(r2, 5) for _ in range(20)]
+    assert [task.random_problem(r1, 5) for _ in range(20)] == [task.random_problem(r2, 5) for _ in range(20)]
 
 
 def test_test_sets_shape_and_shipped_files_match():
@@ -32,9 +32,10 @@ def test_test_sets_shape_and_shipped_files_match():
     assert {lv: sum(r["level"] == lv for r in m500) for lv in range(1, 6)} == {lv: 100 for lv in range(1, 6)}
     assert set(m500[0]) == {"unique_id", "problem", "answer", "solution", "subject", "level"}
     assert all(r["subject"] == "arithmetic" for r in m500 + hard)
-    ops = lambda r: task.num_ops(task.expression_of(r["problem"]))  # noqa: E731
-    assert min(ops(r) for r in hard) > max(ops(r) for r in m500)  # harder than any training level
-    assert [ops(r) for r in m500 if r["level"] == 1] == [1] * 100
+    ops = lambda r: task.num_ops(task.parse_problem(r["problem"]))  # noqa: E731
+    assert min(ops(r) for r in hard) > max(ops(r) for r in m500)  # longer chains than any level
+    for lv in range(1, 5):  # difficulty comes from the chain's length: it grows level by level
+        assert max(ops(r) for r in m500 if r["level"] == lv) < min(ops(r) for r in m500 if r["level"] == lv + 1)
     shipped = DATA / "tinymath500.jsonl"
     if shipped.exists():
         assert [json.loads(x) for x in shipped.read_text().splitlines()] == m500
@@ -45,59 +46,61 @@ def test_solutions_pass_the_checker():
     rng = random.Random(0)
     for level in (1, 2, 3, 4, 5, 6):
         for _ in range(30):
-            t = task.random_expression(rng, level)
-            assert all(v >= 0 for v in task.all_values(t))
-            q = task.problem_text(t)
-            assert task.parse(task.render(t)) == t and task.parse(task.render(t, spaced=True)) == t
-            for style in ("terse", "verbose"):
-                steps = task.solve(t, style, rng if rng.random() < 0.5 else None)
-                assert len(steps) == task.num_ops(t)
+            p = task.random_problem(rng, level)
+            assert all(0 <= v <= task.MAX_VALUE for v in task.values(p))
+            q = task.problem_text(p)
+            assert task.parse_problem(q) == p
+            for style in ("terse", "verbose", "mixed"):
+                steps = task.solve(p, style, rng)
+                assert len(steps) == task.num_ops(p)
                 assert all(s.endswith("\n\n") for s in steps[:-1]) and "\\boxed{" in steps[-1]
                 assert all(task.check_solution(q, steps)) and task.first_error(q, steps) == -1
-                assert task.is_correct("".join(steps), str(task.value(t)))
-                assert all(task.step_style(s) == style for s in steps)
+                assert task.is_correct("".join(steps), str(task.value(p)))
+                if style != "mixed":
+                    assert all(task.step_style(s) == style for s in steps)
 
 
 def test_checker_rejects_wrong_steps():
-    q = "Compute 3+4*5-7."
-    good = ["4*5=20: 3+20-7\n\n", "3+20=23: 23-7\n\n", "23-7=16: \\boxed{16}"]
+    q = "Start at 7 and apply a+5 b*3 c-4."
+    good = ["a) 7+5=12\n\n", "b) Multiply by 3: 12 * 3 = 36.\n\n", "c) 36-4=32 \\boxed{32}"]
     assert task.check_solution(q, good) == [True, True, True]
-    assert task.check_solution(q, ["3+4=7: 7*5-7\n\n"]) == [False]            # not a ready operation
-    assert task.check_solution(q, ["4*5=21: 3+21-7\n\n"]) == [False]          # arithmetic
-    assert task.check_solution(q, ["4*5=20: 3+20-8\n\n"]) == [False]          # copy error in the rewrite
-    assert task.check_solution(q, ["4*5=20: \\boxed{20}"]) == [False]        # premature answer
-    assert task.check_solution(q, [good[0], good[1], "23-7=16: \\boxed{15}"]) == [True, True, False]
-    assert task.check_solution(q, [good[0], "Add 3 and 20: 3 + 20 = 23. Now we have 23 - 7.\n\n", good[2]]) \
-        == [True, True, True]
-    assert task.check_solution(q, ["4*5=20: 3+20-7\n\n", "nonsense\n\n", good[2]]) == [True, False, False]
-    assert task.first_error(q, ["4*5=20: 3+20-7\n\n", "3+20=24: 24-7\n\n", "24-7=17: \\boxed{17}"]) == 1
+    assert task.check_solution(q, ["a) 7+5=13\n\n"]) == [False]              # arithmetic
+    assert task.check_solution(q, ["a) 7+6=13\n\n"]) == [False]              # wrong operand
+    assert task.check_solution(q, ["a) 8+5=13\n\n"]) == [False]              # wrong start value
+    assert task.check_solution(q, ["b) 7*3=21\n\n"]) == [False]              # skipped an operation
+    assert task.check_solution(q, ["a) Add 5: 7 * 5 = 12.\n\n"]) == [False]  # words and sign disagree
+    assert task.check_solution(q, [good[0], "b) 13*3=39\n\n"]) == [True, False]  # carried the wrong value
+    assert task.check_solution(q, [good[0], good[1], "c) 36-4=32 \\boxed{31}"]) == [True, True, False]
+    assert task.check_solution(q, [good[0], "b) 12*3=36 \\boxed{36}"]) == [True, False]  # premature answer
+    assert task.check_solution(q, [good[0], "nonsense\n\n", good[2]]) == [True, False, False]
+    assert task.check_solution(q, good + ["d) 32+1=33"]) == [True, True, True, False]  # after the answer
+    assert task.first_error(q, [good[0], "b) 12*3=37\n\n", "c) 37-4=33 \\boxed{33}"]) == 1
     assert task.first_error(q, good[:2]) == 2  # no answer: the missing last step is the error
-    # any ready operation may go first
-    q2 = "Compute 2*3+4*5."
-    assert task.check_solution(q2, ["4*5=20: 2*3+20\n\n", "2*3=6: 6+20\n\n", "6+20=26: \\boxed{26}"]) == [True] * 3
+    with pytest.raises(ValueError):
+        task.parse_problem("Start at 7 and apply a+5 c*3.")  # labels out of order
 
 
 def test_restyle_keeps_content_and_mistakes():
     rng = random.Random(1)
     for _ in range(50):
-        t = task.random_expression(rng, rng.randint(1, 5))
-        q = task.problem_text(t)
-        assert [task.restyle(s, "verbose") for s in task.solve(t, "terse")] == task.solve(t, "verbose")
-        assert [task.restyle(s, "terse") for s in task.solve(t, "verbose")] == task.solve(t, "terse")
-        wrong = task.solve(t, "terse")
+        p = task.random_problem(rng, rng.randint(1, 5))
+        q = task.problem_text(p)
+        assert [task.restyle(s, "verbose") for s in task.solve(p, "terse")] == task.solve(p, "verbose")
+        assert [task.restyle(s, "terse") for s in task.solve(p, "verbose")] == task.solve(p, "terse")
+        wrong = task.solve(p, "terse")
         wrong[0] = wrong[0].replace("=", "=1", 1)
         for style in ("terse", "verbose"):
             assert task.check_solution(q, [task.restyle(s, style) for s in wrong]) == task.check_solution(q, wrong)
 
 
 def test_no_train_test_overlap():
-    test = task.test_expressions()
+    test = task.test_problems()
     assert len(test) == 530
     train = task.train_problems(3000, seed=99)
-    assert not {task.problem_text(t) for _, t in train} & test
+    assert not {task.problem_text(p) for _, p in train} & test
     # the exclusion is real: level 1 has few distinct problems, so unfiltered draws do hit the test set
     rng = random.Random(99)
-    draws = {task.problem_text(task.random_expression(rng, 1)) for _ in range(3000)}
+    draws = {task.problem_text(task.random_problem(rng, 1)) for _ in range(20000)}
     assert draws & test
 
 
@@ -109,7 +112,7 @@ def test_tokenizer_roundtrip_and_special_tokens(kind, tmp_path):
 
     build_tokenizer(kind).save_pretrained(tmp_path)
     tok = AutoTokenizer.from_pretrained(tmp_path)
-    text = "Compute 12*(3+4)-5.\n\nMultiply 12 by 7: 12 * 7 = 84. Now we have 84 - 5.\n\n84-5=79: \\boxed{79}"
+    text = "Start at 12 and apply a*7 b-5.\n\na) Multiply by 7: 12 * 7 = 84.\n\nb) 84-5=79 \\boxed{79}"
     assert tok.decode(tok.encode(text, add_special_tokens=False)) == text
     for t in SPECIALS + LLAMA3 + QWEN + [MS_TAG, "+", "-", "\n"]:
         ids = tok.encode(t, add_special_tokens=False)
@@ -119,11 +122,12 @@ def test_tokenizer_roundtrip_and_special_tokens(kind, tmp_path):
 
 def test_tiny_chat_template_continues_partial_solution():
     tok = build_tokenizer("tiny")
-    msgs = [{"role": "user", "content": "Compute 3+4."}, {"role": "assistant", "content": "3+4=7: \\boxed{7}\n\n"}]
+    msgs = [{"role": "user", "content": "Start at 3 and apply a+4 b*2."},
+            {"role": "assistant", "content": "a) 3+4=7\n\n"}]
     text = tok.apply_chat_template(msgs, tokenize=False, continue_final_message=True)
-    assert text.endswith("<|assistant|>3+4=7: \\boxed{7}\n\n")
+    assert text.endswith("<|assistant|>a) 3+4=7\n\n")
     gen = tok.apply_chat_template(msgs[:1], tokenize=False, add_generation_prompt=True)
-    assert gen == "<s><|user|>Compute 3+4.<|end|><|assistant|>"
+    assert gen == "<s><|user|>Start at 3 and apply a+4 b*2.<|end|><|assistant|>"
 
 
 # ---------------------------------------------------------------------------------- training
@@ -146,16 +150,6 @@ def test_training_is_bit_reproducible():
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(False)
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
-
-
-def test_falls_with_level_tolerates_floor_ties_only():
-    from tts_utils.tinyworld.report import falls_within_noise, fisher_greater
-
-    assert fisher_greater(1, 100, 0, 100) == pytest.approx(0.5)  # one problem of 100 is noise
-    assert fisher_greater(5, 100, 0, 100) < 0.05
-    assert falls_within_noise([10, 3, 1, 0, 1], 100)       # 0/100 then 1/100 at the floor
-    assert not falls_within_noise([5, 5, 5, 5, 5], 100)    # flat: L1 not above L5
-    assert not falls_within_noise([30, 10, 25, 5, 0], 100)  # L3 clearly above L2
 
 
 def test_build_seconds_counts_slowest_lane_cpu():
@@ -193,45 +187,75 @@ def test_manifest_and_weights():
 
 
 @built
-def test_shipped_policies_reproduce_their_report_and_properties():
-    """The shipped weights, re-measured here (greedy on all of levels 1, 2 and 5, sampling on 20
-    level-2 problems; ~5 s), give exactly the report's accuracies and still have the issue's
-    properties: accuracy rises with size and falls with level, the largest policy stays below 60%
-    on level 5, and sampling finds answers greedy decoding misses at every size."""
+def test_shipped_policies_reproduce_their_report_and_targets():
+    """The shipped weights, re-measured here (greedy on all of levels 1, 2 and 5; ~10 s), give exactly
+    the report's accuracies, and the report's policy targets that say "met" hold for what is re-measured:
+    accuracy rises with size on these levels and falls with level, the largest policy's L1 / L5 bounds."""
     from tts_utils.tinyworld.evaluate import _generate, load_policy, load_sets
 
     report = json.loads((DATA / "report.json").read_text())
     pols = sorted([r["name"] for r in _manifest() if r["kind"] == "policy"],
                   key=lambda n: report["policies"][n]["train"]["params"])
     m500, _ = load_sets()
-
-    def accuracy(probs, outs, k=1):
-        return sum(any(task.is_correct(outs[i * k + j], r["answer"]) for j in range(k))
-                   for i, r in enumerate(probs)) / len(probs)
-
-    greedy, sampled = {}, {}
-    few = [r for r in m500 if r["level"] == 2][:20]
+    greedy = {}
     for name in pols:
         model, tok = load_policy(name)
         for lv in (1, 2, 5):
             probs = [r for r in m500 if r["level"] == lv]
-            greedy[name, lv] = accuracy(probs, _generate(model, tok, probs, 1, temperature=0.0, seed=0, batch_size=128))
+            outs = _generate(model, tok, probs, 1, temperature=0.0, seed=0, batch_size=128)
+            greedy[name, lv] = sum(task.is_correct(o, r["answer"]) for o, r in zip(outs, probs, strict=True)) / len(probs)
             assert greedy[name, lv] == report["policies"][name]["eval"]["greedy"][f"L{lv}"], (name, lv)
-        sampled[name] = (accuracy(few, _generate(model, tok, few, 8, temperature=0.7, seed=3, batch_size=256), k=8),
-                         accuracy(few, _generate(model, tok, few, 1, temperature=0.0, seed=0, batch_size=128)))
+    met = {t["target"]: t["met"] for t in report["targets"]}
+    if met["greedy accuracy strictly falls with level (L1 > ... > L5), every policy"]:
+        assert all(greedy[n, 1] > greedy[n, 2] > greedy[n, 5] for n in pols), greedy
+    if met["largest policy >= 90% on level 1 and <= 30% on level 5"]:
+        assert greedy[pols[-1], 1] >= 0.9 and greedy[pols[-1], 5] <= 0.3
     easy = [greedy[n, 1] + greedy[n, 2] for n in pols]
-    assert easy == sorted(easy) and len(set(easy)) == len(easy), easy
-    assert all(greedy[n, 1] > greedy[n, 5] for n in pols)
-    assert greedy[pols[-1], 5] < 0.6
-    assert all(passk > g for passk, g in sampled.values()), sampled
+    assert easy == sorted(easy), easy
+
+
+@built
+def test_report_targets_are_computed_from_its_measurements():
+    """Every target of the report is recomputed from the report's own measurements: a "met" can only
+    come from the numbers beside it."""
+    from tts_utils.tinyworld.report import targets
+
+    report = json.loads((DATA / "report.json").read_text())
+    prms = {n: p for n, p in report["prms"].items() if p["eval"]}
+    assert targets(report["policies"], prms, report["total_weight_bytes"], report["build_s"]) == report["targets"]
+    assert len(report["targets"]) >= 12
+
+
+TOKENIZER_PROBE = ("Start at 12 and apply a*7 b-5.\n\na) Multiply by 7: 12 * 7 = 84.\n\nb) 84-5=79 \\boxed{79}"
+                   " ки\n<extra_0><|im_start|><|eot_id|>")
+
+
+@built
+def test_shipped_models_tokenize_at_inference_as_in_training():
+    """Each shipped model's tokenizer, loaded the way inference loads it (load_prm / the policy
+    loader), gives the ids its training used (build_tokenizer of its kind) and the same chat
+    template: under transformers 5, AutoTokenizer turned the Qwen-format PRM's tokenizer into a
+    Qwen2Tokenizer that dropped every space and newline."""
+    from tts_utils.models import get_model, load_tokenizer
+    from tts_utils.prm import load_prm
+
+    for r in _manifest():
+        kind = "tiny" if r["kind"] == "policy" else r["prm_format"]
+        want = build_tokenizer(kind)
+        src = str(get_model(r["name"]).local_path())
+        got = load_prm(r["name"]).tokenizer if r["kind"] == "prm" else load_tokenizer(src)
+        assert got.encode(TOKENIZER_PROBE, add_special_tokens=False) == \
+            want.encode(TOKENIZER_PROBE, add_special_tokens=False), r["name"]
+        assert got.encode("a) 1+2=3") == want.encode("a) 1+2=3"), r["name"]  # BOS handling too
+        assert got.chat_template == want.chat_template, r["name"]
 
 
 @built
 def test_shipped_prms_load_and_score():
     from tts_utils.prm import load_prm
 
-    q = "Compute 3+4*5-7."
-    good = ["4*5=20: 3+20-7\n\n", "3+20=23: 23-7\n\n", "23-7=16: \\boxed{16}"]
+    q = "Start at 7 and apply a+5 b*3 c-4."
+    good = ["a) 7+5=12\n\n", "b) Multiply by 3: 12 * 3 = 36.\n\n", "c) 36-4=32 \\boxed{32}"]
     for r in [r for r in _manifest() if r["kind"] == "prm"]:
         prm = load_prm(r["name"])
         (s,) = prm.score([q], [good])

@@ -1,11 +1,14 @@
 """Analysis of collected runs: accuracy with bootstrap CIs, pass@k, difficulty bins,
 reward-aware compute-optimal choice (oracle and held out), performance and efficiency gains.
 
-Definitions follow DESIGN.md section 7 and the paper (Liu et al. 2025):
+Definitions follow docs/DESIGN.md, "Analysis definitions" and the paper (Liu et al. 2025):
 * difficulty = the policy's own pass@1 on a problem, binned easy > 50%, medium 10-50%, hard < 10%;
 * performance gain = (compute-optimal - CoT) / CoT;
 * efficiency gain = budget at which majority voting reaches its best accuracy, divided by the
-  budget at which the compute-optimal curve first reaches that accuracy (linear interpolation).
+  budget at which the compute-optimal curve first reaches that accuracy (linear interpolation);
+  printed ">= x" when the curve is already above it at its smallest budget, "not reached" when
+  it never gets there (``efficiency_text``);
+* verdict statistics: ``bootstrap_test`` (interval and two-sided p over problems) and ``holm``.
 """
 
 from __future__ import annotations
@@ -22,26 +25,71 @@ DIFFICULTY_ORDER = ("easy", "medium", "hard")
 
 # --------------------------------------------------------------------------- statistics
 
+def bootstrap_means(values: Sequence[float] | np.ndarray, n_boot: int = 2000, seed: int = 0) -> np.ndarray:
+    """``n_boot`` means of per-problem values resampled with replacement (problems are the unit)."""
+    x = np.asarray(values, dtype=float)
+    rng = np.random.default_rng(seed)
+    # resampling indices, not values, keeps the draw identical for any two series of one length,
+    # which is what makes two bootstraps over the same problems paired
+    idx = rng.integers(0, x.size, size=(n_boot, x.size))
+    return x[idx].mean(axis=1)
+
+
 def bootstrap_ci(values: Sequence[float] | np.ndarray, n_boot: int = 2000, ci: float = 0.95,
                  seed: int = 0) -> tuple[float, float, float]:
     """Mean and percentile bootstrap interval of per-problem values (resampling problems)."""
+    mean, lo, hi, _ = bootstrap_test(values, n_boot=n_boot, ci=ci, seed=seed)
+    return mean, lo, hi
+
+
+def bootstrap_test(values: Sequence[float] | np.ndarray, n_boot: int = 2000, ci: float = 0.95,
+                   seed: int = 0) -> tuple[float, float, float, float]:
+    """(mean, lo, hi, p): the percentile bootstrap interval of the mean of per-problem values and
+    the two-sided bootstrap p-value of "mean = 0", i.e. the smallest 1 - level at which the
+    percentile interval excludes 0 (so p < 0.05 exactly when the 95% interval excludes 0).
+
+    Values that are all zero (e.g. two methods right on the same problems) give p = 1.
+    """
     x = np.asarray(values, dtype=float)
     if x.size == 0:
-        return (math.nan, math.nan, math.nan)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, x.size, size=(n_boot, x.size))
-    means = x[idx].mean(axis=1)
+        return (math.nan, math.nan, math.nan, math.nan)
+    means = bootstrap_means(x, n_boot, seed)
     alpha = (1 - ci) / 2
-    return float(x.mean()), float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
+    # means of 0/1 differences carry float noise around an exact 0
+    means = np.where(np.abs(means) < 1e-12, 0.0, means)
+    p = min(1.0, 2 * min(float(np.mean(means <= 0)), float(np.mean(means >= 0))))
+    return float(x.mean()), float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha)), p
+
+
+def holm(pvalues: Sequence[float], alpha: float = 0.05) -> list[bool]:
+    """Holm's step-down rule: which hypotheses are rejected with family-wise error <= ``alpha``.
+
+    Sorted ascending, p_(i) is rejected while p_(i) <= alpha / (m - i) for every earlier one
+    too (i from 0). NaN p-values are never rejected.
+    """
+    p = [1.0 if (v is None or math.isnan(v)) else float(v) for v in pvalues]
+    m = len(p)
+    rejected = [False] * m
+    for rank, i in enumerate(sorted(range(m), key=lambda j: p[j])):
+        if p[i] > alpha / (m - rank):
+            break
+        rejected[i] = True
+    return rejected
 
 
 def paired_bootstrap_diff(a: Sequence[float], b: Sequence[float], n_boot: int = 2000, ci: float = 0.95,
                           seed: int = 0) -> tuple[float, float, float]:
     """Mean of a - b over the same problems, with a bootstrap interval that keeps the pairing."""
+    return paired_bootstrap_test(a, b, n_boot=n_boot, ci=ci, seed=seed)[:3]
+
+
+def paired_bootstrap_test(a: Sequence[float], b: Sequence[float], n_boot: int = 2000, ci: float = 0.95,
+                          seed: int = 0) -> tuple[float, float, float, float]:
+    """(mean, lo, hi, p) of a - b over the same problems, resampling problems (bootstrap_test)."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.shape != b.shape:
         raise ValueError(f"paired values need the same shape, got {a.shape} and {b.shape}")
-    return bootstrap_ci(a - b, n_boot=n_boot, ci=ci, seed=seed)
+    return bootstrap_test(a - b, n_boot=n_boot, ci=ci, seed=seed)
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -105,7 +153,8 @@ def efficiency_gain(budgets: Sequence[float], majority_acc: Sequence[float],
 
     When the compute-optimal curve already beats majority's best at its smallest budget, the
     true crossing lies below the measured range: the ratio is then a lower bound, which the paper
-    writes as ">256x" (is_lower_bound=True).
+    writes as ">256x" (is_lower_bound=True). When the curve never reaches majority's best in the
+    measured range, there is no gain to report: (nan, False); ``efficiency_text`` says "not reached".
     """
     maj = np.asarray(majority_acc, dtype=float)
     b = np.asarray(budgets, dtype=float)
@@ -113,9 +162,16 @@ def efficiency_gain(budgets: Sequence[float], majority_acc: Sequence[float],
     budget_best = b[np.flatnonzero(maj == best).min()]
     reach = first_budget_reaching(optimal_budgets, optimal_acc, best)
     if math.isinf(reach):
-        return 0.0, False
+        return math.nan, False
     lower_bound = reach == min(optimal_budgets) and np.asarray(optimal_acc)[np.argmin(optimal_budgets)] > best
     return float(budget_best / reach), bool(lower_bound)
+
+
+def efficiency_text(gain: float, lower_bound: bool) -> str:
+    """The efficiency gain as printed: "12.0x", ">= 4.0x" (a lower bound) or "not reached"."""
+    if gain is None or math.isnan(gain):
+        return "not reached"
+    return f">= {gain:.1f}x" if lower_bound else f"{gain:.1f}x"
 
 
 # --------------------------------------------------------------------------- splits
@@ -157,6 +213,28 @@ def vote_accuracy(candidates: pd.DataFrame, rules: Sequence[str] | None = None) 
             idx = select_index(answers, rewards if has_prm else None, rule, groups=groups)
             rows.append({**base, "rule": rule, "answer": None if idx is None else answers[idx],
                          "correct": bool(idx is not None and correct[idx])})
+    return pd.DataFrame(rows)
+
+
+def first_k(candidates: pd.DataFrame, k: int) -> pd.DataFrame:
+    """The first ``k`` candidates of every candidate set, as a run at N = k. This is how published
+    sampled outputs report maj@k and rm@k (their candidates are independent samples, so the first
+    k are a sample of k; e.g. Qwen2.5-Math's rm_maj_eval.py takes ``[:k]``)."""
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    return candidates[candidates["candidate"] < k].assign(n=k)
+
+
+def pass_at_k_by_problem(candidates: pd.DataFrame, ks: Sequence[int]) -> pd.DataFrame:
+    """Unbiased pass@k of every candidate set for each k (from its n candidates, c of them correct):
+    one row per (run keys, problem_id, k) with ``pass_at_k``; feed it to ``accuracy_table`` with
+    ``value="pass_at_k"`` for the mean over problems and its CI."""
+    rows = []
+    keys = [*RUN_KEYS, "problem_id"]
+    for key, g in candidates.groupby(keys, sort=False):
+        n, c = len(g), int(g["correct"].sum())
+        for k in ks:
+            rows.append({**dict(zip(keys, key, strict=True)), "k": k, "pass_at_k": pass_at_k(n, c, k)})
     return pd.DataFrame(rows)
 
 
@@ -215,14 +293,16 @@ def with_difficulty(per_problem: pd.DataFrame, pass1: pd.DataFrame, scheme: str 
 
 
 def compute_optimal(per_problem: pd.DataFrame, group: Sequence[str], methods: Sequence[str],
-                    mode: str = "oracle") -> pd.DataFrame:
+                    mode: str = "oracle", fallback: str | None = None) -> pd.DataFrame:
     """Reward-aware compute-optimal choice of method per ``group`` (e.g. policy, prm, difficulty, n).
 
     ``per_problem`` has one row per (group..., method, problem_id) with ``correct`` (one voting
     rule already chosen). ``oracle`` (the paper): the method with the best mean accuracy on the
     problems, reported on those same problems. ``heldout``: problems are split in two halves
     (``split_of``); the method is chosen on one half and its accuracy reported on the other, in
-    both directions, so every problem is reported once by a choice that never saw it.
+    both directions, so every problem is reported once by a choice that never saw it. A group
+    whose other half is empty (a bin of one problem) gets ``fallback``, a choice fixed in advance,
+    or is left out when there is none.
     Returns one row per (group..., problem_id) with the chosen ``method`` and its ``correct``;
     ``accuracy_table(result, group)`` then gives the compute-optimal accuracy with its CI.
     """
@@ -240,11 +320,14 @@ def compute_optimal(per_problem: pd.DataFrame, group: Sequence[str], methods: Se
             halves = [(g[split == 0], g[split == 1]), (g[split == 1], g[split == 0])]
         choices = []
         for choose_on, report_on in halves:
-            if choose_on.empty or report_on.empty:
+            if report_on.empty or (choose_on.empty and fallback is None):
                 continue
-            acc = choose_on.groupby("method")["correct"].mean()
-            # deterministic tie-break: the order of `methods` given by the caller
-            best = max(methods, key=lambda m: (acc.get(m, -1.0), -list(methods).index(m)))
+            if choose_on.empty:
+                best = fallback
+            else:
+                acc = choose_on.groupby("method")["correct"].mean()
+                # deterministic tie-break: the order of `methods` given by the caller
+                best = max(methods, key=lambda m: (acc.get(m, -1.0), -list(methods).index(m)))
             chosen = report_on[report_on["method"] == best]
             choices.append(best)
             for pid, ok in zip(chosen["problem_id"], chosen["correct"], strict=True):

@@ -52,6 +52,10 @@ def _record_to_problem(rec: dict, where: str) -> Problem:
     answer = rec["answer"]
     if isinstance(answer, bool) or not isinstance(answer, str | int | float):
         raise DataError(f"{where}: 'answer' must be a string or a number, got {type(answer).__name__}")
+    if not str(answer).strip():  # nothing could ever be graded equal to it
+        raise DataError(f"{where}: 'answer' is empty")
+    if not rec["problem"].strip():
+        raise DataError(f"{where}: 'problem' is empty")
     level = rec.get("level")
     if isinstance(level, str) and level.startswith("Level "):  # OpenR's copy writes "Level 3"
         level = level.removeprefix("Level ")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import os
 import re
 import select
 import subprocess
@@ -168,9 +169,11 @@ class _Worker:
     def __init__(self):
         self.lock = threading.Lock()
         self.proc: subprocess.Popen | None = None
+        self.owner = os.getpid()
 
     def _start(self) -> None:
         script = Path(__file__).with_name("_grading_worker.py")
+        self.owner = os.getpid()
         self.proc = subprocess.Popen([sys.executable, str(script), str(MEMORY_LIMIT_BYTES)], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)
         if self._read_line(STARTUP_TIMEOUT_S) != "ready":
@@ -186,11 +189,16 @@ class _Worker:
             self.proc.kill()
             self.proc.wait()
             for f in (self.proc.stdin, self.proc.stdout):
-                f.close()
+                try:
+                    f.close()
+                except OSError:  # unsent bytes for a dead worker
+                    pass
             self.proc = None
 
     def equal(self, pred: str, gold: str) -> bool:
         with self.lock:
+            if self.owner != os.getpid():  # a forked child: the parent's worker is not ours to use
+                self.proc = None
             if self.proc is None or self.proc.poll() is not None:
                 self.stop()
                 self._start()
@@ -207,7 +215,7 @@ class _Worker:
 
 
 _WORKER = _Worker()
-atexit.register(_WORKER.stop)
+atexit.register(lambda: _WORKER.owner == os.getpid() and _WORKER.stop())  # a forked child leaves its parent's
 
 
 def _math_verify_equal(pred: str, gold: str) -> bool:

@@ -16,6 +16,8 @@ from pathlib import Path
 from tts_utils.paths import DATA_DIR, REPO_ROOT
 
 TINY_MANIFEST = DATA_DIR / "tinyworld" / "models.json"
+# tokenizer_config classes that mean "exactly the tokenizer.json beside me"
+_GENERIC_TOKENIZERS = ("TokenizersBackend", "PreTrainedTokenizerFast")
 
 PROMPT_FAMILIES = ("llama3", "qwen2.5", "deepseek-r1", "tiny")
 PRM_FORMATS = ("math-shepherd", "rlhflow", "skywork", "qwen-prm")
@@ -162,3 +164,20 @@ def get_model(name: str, *, kind: str | None = None, family: str | None = None,
 
 __all__ = ["ModelSpec", "PAPER_MODELS", "R1_SAMPLING", "PRM_BASE_FAMILIES", "PRM_FORMATS", "PROMPT_FAMILIES", "get_model", "registry",
            "replace"]
+
+
+def load_tokenizer(source: str, trust_remote_code: bool = False):
+    """The tokenizer of a checkpoint, as its model was trained with.
+
+    ``AutoTokenizer`` except for a local directory whose tokenizer_config declares a generic
+    tokenizers-backed class: transformers 5 maps a qwen2 config to ``Qwen2Tokenizer`` whatever the
+    tokenizer_config says, and that class re-splits a tokenizer.json that is not Qwen's BPE (the tiny
+    world's character-level Qwen-format PRM lost every space and newline, and its rewards moved by up
+    to 0.45). Such a directory gets exactly its tokenizer.json."""
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    cfg = Path(source) / "tokenizer_config.json"
+    if cfg.exists() and json.loads(cfg.read_text()).get("tokenizer_class") in _GENERIC_TOKENIZERS:
+        return PreTrainedTokenizerFast.from_pretrained(source)
+    return AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+

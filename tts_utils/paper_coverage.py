@@ -2,10 +2,13 @@
 Fig. 3 (pass@1 distribution), Fig. 6 (TTS accuracy against PRM ability), Tables 3 and 6 (small
 policies with compute-optimal TTS against large ones with CoT; TTS against long CoT).
 
-Like ``study``, every function returns the table its figure draws and a verdict summary
-({"verdict", "parts"}) computed by ``analysis.verdict`` from 95% intervals bootstrapped over
-problems. The paper's own numbers come from ``paper_numbers`` and are only ever shown labelled
-as the paper's; a verdict against one of them says so in its claim.
+Like ``study``, every function returns the table its figure draws and a verdict summary made
+by ``study.summarize``: each part a bootstrap over problems (paired where two configurations
+meet on the same problems) with its p-value, Holm across a finding's parts. Where the paper
+chooses a configuration on the outcome (compute-optimal TTS), tables show the paper's oracle
+choice and verdicts judge the held-out choice, as F6 and F7 do. The paper's own numbers come from
+``paper_numbers`` and are only ever shown labelled as the paper's; a verdict against one of them
+says so in its claim.
 """
 
 from __future__ import annotations
@@ -22,13 +25,9 @@ PASS1_EDGES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # the paper's Fig. 3 uses five equ
 PASS1_LABELS = ("0-20%", "20-40%", "40-60%", "60-80%", "80-100%")
 
 
-def _summary(parts: list[dict]) -> dict:
-    return {"verdict": analysis.combine_verdicts([p["verdict"] for p in parts]), "parts": parts}
-
-
-def _part(claim: str, effect: float, lo: float, hi: float, sign: int, detail: str = "") -> dict:
-    return {"claim": claim, "effect": effect, "lo": lo, "hi": hi, "verdict": analysis.verdict(lo, hi, sign),
-            "detail": detail}
+# The findings' verdict machinery (parts, p-values and Holm), shared with study's findings.
+_summary = study.summarize
+_part = study._part
 
 
 # --------------------------------------------------------------------------- Fig. 3
@@ -63,8 +62,8 @@ def finding_pass1_distribution(pass1: pd.DataFrame, params: dict[str, float],
         per = g.pivot_table(index="problem_id", columns="policy", values="pass1")
         small, large = pols[0], pols[-1]
         both = per[[small, large]].dropna()
-        m, lo, hi = analysis.paired_bootstrap_diff((both[large] > top).astype(float), (both[small] > top).astype(float))
-        parts.append(_part(f"{ds}: {large} has more problems with pass@1 > {top:.0%} than {small}", m, lo, hi, +1,
+        stats = analysis.paired_bootstrap_test((both[large] > top).astype(float), (both[small] > top).astype(float))
+        parts.append(_part(f"{ds}: {large} has more problems with pass@1 > {top:.0%} than {small}", stats, +1,
                            f"{len(both)} problems"))
     return pass1_distribution(pass1), _summary(parts)
 
@@ -110,6 +109,7 @@ def finding_prm_ability(acc: pd.DataFrame, ability: pd.Series, policy: str,
     b = float(slope(means))
     a = float(means.mean() - b * x.mean())
     lo, hi = np.quantile(boots, [0.025, 0.975])
+    p = min(1.0, 2 * min(float(np.mean(boots <= 0)), float(np.mean(boots >= 0))))  # as analysis.bootstrap_test
     # Spearman's rho as Pearson on ranks (no scipy in the CPU install)
     rho = pd.Series(means).rank().corr(pd.Series(ability[prms].to_numpy(dtype=float)).rank())
     table = pd.DataFrame({"prm": prms, "ability": ability[prms].to_numpy(dtype=float), "acc": means / 100,
@@ -118,7 +118,7 @@ def finding_prm_ability(acc: pd.DataFrame, ability: pd.Series, policy: str,
     table["lo"], table["hi"] = [c[1] for c in ci], [c[2] for c in ci]
     table["fit"] = (a + b * x) / 100
     part = _part(f"{policy}: TTS accuracy rises with PRM ability (slope of accuracy in points per ln ability)",
-                 b, float(lo), float(hi), +1,
+                 (b, lo, hi, p), +1,
                  f"{len(prms)} PRMs, {len(y)} problems; ours: Y = {b:.2f} ln X + {a:.2f}, Spearman rho "
                  f"{rho:+.2f}; paper: Y = {paper_numbers.FIG6_FIT[0]} ln X + {paper_numbers.FIG6_FIT[1]}")
     return table, _summary([part])
@@ -138,7 +138,7 @@ def compute_optimal_at(acc: pd.DataFrame, policy: str, n: int | None = None, mod
     at = curve[curve["n"] == n]
     if at.empty:
         raise KeyError(f"{policy!r} has no TTS results at N={n}; collected: {sorted(curve['n'].unique())}")
-    return n, ",".join(sorted(at["method"].unique())), at.set_index("problem_id")["correct"].astype(float)
+    return n, ",".join(sorted(at["method"].unique())), at.groupby("problem_id")["correct"].mean().astype(float)
 
 
 def _cot(acc: pd.DataFrame, policy: str) -> pd.Series:
@@ -156,10 +156,17 @@ def _row(dataset: str, model: str, setting: str, values: pd.Series | None, paper
             "paper": math.nan if paper is None else paper / 100}
 
 
+def _paired_part(claim: str, a: pd.Series, b: pd.Series, detail: str) -> dict:
+    both = pd.concat([a, b], axis=1, join="inner")
+    return _part(claim, analysis.paired_bootstrap_test(both.iloc[:, 0], both.iloc[:, 1]), +1,
+                 f"{len(both)} problems; {detail}")
+
+
 def finding_small_vs_large(acc: pd.DataFrame, small_policies: Sequence[str], large_policy: str,
-                           mode: str = "oracle") -> tuple[pd.DataFrame, dict]:
+                           mode: str = "oracle", raw: bool = False) -> tuple[pd.DataFrame, dict | list]:
     """Table 3 in a world where the large model can be run: each small policy with compute-optimal
-    TTS at its largest N beats ``large_policy`` with CoT, paired over problems, per dataset."""
+    TTS at its largest N beats ``large_policy`` with CoT, paired over problems, per dataset. The
+    table shows ``mode``'s choice; the verdict judges the held-out choice."""
     rows, parts = [], []
     for ds, d in acc.groupby("dataset", sort=True):
         large = _cot(d, large_policy)
@@ -167,23 +174,22 @@ def finding_small_vs_large(acc: pd.DataFrame, small_policies: Sequence[str], lar
         for pol in small_policies:
             n, choice, co = compute_optimal_at(d, pol, mode=mode)
             rows.append(_row(ds, pol, f"compute-optimal TTS, N={n}", co, None, choice))
-            both = pd.concat([co, large], axis=1, join="inner")
-            m, lo, hi = analysis.paired_bootstrap_diff(both.iloc[:, 0], both.iloc[:, 1])
-            parts.append(_part(f"{ds}: {pol} with compute-optimal TTS (N={n}) beats {large_policy} with CoT",
-                               m, lo, hi, +1, f"{len(both)} problems"))
-    return pd.DataFrame(rows), _summary(parts)
+            _, _, held = compute_optimal_at(d, pol, n, mode="heldout")
+            parts.append(_paired_part(f"{ds}: {pol} with compute-optimal TTS (N={n}) beats {large_policy} with CoT",
+                                      held, large, f"held out; {mode}: {choice}"))
+    return pd.DataFrame(rows), parts if raw else _summary(parts)
 
 
-def finding_vs_paper_cot(acc: pd.DataFrame, mode: str = "oracle") -> tuple[pd.DataFrame, dict]:
+def finding_vs_paper_cot(acc: pd.DataFrame, mode: str = "oracle", raw: bool = False) -> tuple[pd.DataFrame, dict | list]:
     """Table 3 in the paper world: the claims of ``paper_numbers.TABLE3_CLAIMS`` whose small policy
-    and budget were collected, our compute-optimal TTS accuracy against the frontier model's CoT
-    score *as the paper reports it* (GPT-4o, o1 and DeepSeek-R1 cannot be run here). The interval
-    covers our accuracy only; the paper's number is taken as exact."""
+    and budget were collected, our compute-optimal TTS accuracy (held out) against the frontier
+    model's CoT score *as the paper reports it* (GPT-4o, o1 and DeepSeek-R1 cannot be run here).
+    The interval covers our accuracy only; the paper's number is taken as exact."""
     rows, parts = [], []
     for ds, d in acc.groupby("dataset", sort=True):
         if ds not in paper_numbers.DATASET_COLUMN:
             continue
-        for ref, _ in paper_numbers.TABLE3_COT.items():
+        for ref in paper_numbers.TABLE3_COT:
             rows.append(_row(ds, ref, "CoT (the paper's number)", None,
                              paper_numbers.paper_value(paper_numbers.TABLE3_COT, ref, ds)))
         for pol, n, math500, aime in paper_numbers.TABLE3_TTS:
@@ -195,20 +201,21 @@ def finding_vs_paper_cot(acc: pd.DataFrame, mode: str = "oracle") -> tuple[pd.Da
         for pol, n, ref, where in paper_numbers.TABLE3_CLAIMS:
             if ds not in where or pol not in set(d["policy"]) or n not in set(d["n"]):
                 continue
-            _, _, co = compute_optimal_at(d, pol, n, mode=mode)
+            _, _, held = compute_optimal_at(d, pol, n, mode="heldout")
             target = paper_numbers.paper_value(paper_numbers.TABLE3_COT, ref, ds) / 100
-            m, lo, hi = analysis.bootstrap_ci((co - target).to_numpy())
             parts.append(_part(f"{ds}: {pol} with compute-optimal TTS (N={n}) beats {ref} with CoT "
-                               f"(the paper's {target:.1%})", m, lo, hi, +1, f"{len(co)} problems"))
-    return pd.DataFrame(rows), _summary(parts)
+                               f"(the paper's {target:.1%})", analysis.bootstrap_test((held - target).to_numpy()), +1,
+                               f"{len(held)} problems; held out"))
+    return pd.DataFrame(rows), parts if raw else _summary(parts)
 
 
 def finding_tts_vs_own_cot(acc: pd.DataFrame, policy: str, prms: Sequence[str],
-                           mode: str = "oracle") -> tuple[pd.DataFrame, dict]:
+                           mode: str = "oracle", raw: bool = False) -> tuple[pd.DataFrame, dict | list]:
     """Table 6's measurable part: ``policy`` with compute-optimal TTS under each PRM beats its own
     CoT, paired over problems, per dataset (the paper: Qwen2.5-7B, 76.8 CoT -> 88.0 / 91.0 with
     the 7B / 72B Qwen2.5-Math PRM on MATH-500). The paper's numbers fill ``paper`` where the
-    policy and PRM are the paper's."""
+    policy and PRM are the paper's. The table shows ``mode``'s choice of method; the verdict
+    judges the held-out choice."""
     rows, parts = [], []
     is_paper = policy == paper_numbers.TABLE6_POLICY
     for ds, d in acc.groupby("dataset", sort=True):
@@ -219,11 +226,10 @@ def finding_tts_vs_own_cot(acc: pd.DataFrame, policy: str, prms: Sequence[str],
             n, choice, co = compute_optimal_at(d, policy, mode=mode, prms=[prm])
             paper = paper_numbers.paper_value(paper_numbers.TABLE6_TTS, prm, ds) if is_paper else None
             rows.append(_row(ds, policy, f"TTS with {prm}, N={n}", co, paper, choice))
-            both = pd.concat([co, cot], axis=1, join="inner")
-            m, lo, hi = analysis.paired_bootstrap_diff(both.iloc[:, 0], both.iloc[:, 1])
-            parts.append(_part(f"{ds}: {policy} with TTS ({prm}, N={n}) beats its own CoT", m, lo, hi, +1,
-                               f"{len(both)} problems"))
-    return pd.DataFrame(rows), _summary(parts)
+            _, _, held = compute_optimal_at(d, policy, n, mode="heldout", prms=[prm])
+            parts.append(_paired_part(f"{ds}: {policy} with TTS ({prm}, N={n}) beats its own CoT", held, cot,
+                                      f"held out; {mode}: {choice}"))
+    return pd.DataFrame(rows), parts if raw else _summary(parts)
 
 
 def table6_long_cot() -> pd.DataFrame:
@@ -233,6 +239,15 @@ def table6_long_cot() -> pd.DataFrame:
                          for k, v in paper_numbers.TABLE6_LONG_COT.items()])
 
 
-def combine(*summaries: dict) -> dict:
-    """One summary of several findings' parts (e.g. Tables 3 and 6 in one notebook)."""
-    return _summary([p for s in summaries for p in s["parts"]])
+def finding_tables_3_6(acc: pd.DataFrame, acc6: pd.DataFrame, small_policies: Sequence[str], large_policy: str,
+                       table6_policy: str, table6_prms: Sequence[str],
+                       mode: str = "oracle") -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Tables 3 and 6 as one finding (one family for Holm): Table 3 against ``large_policy``'s CoT
+    when it is given (a world where it can be run), else against the paper's frontier numbers;
+    Table 6 from ``acc6``. Returns (table 3, table 6, summary)."""
+    if large_policy:
+        table3, parts3 = finding_small_vs_large(acc, small_policies, large_policy, mode, raw=True)
+    else:
+        table3, parts3 = finding_vs_paper_cot(acc, mode, raw=True)
+    table6, parts6 = finding_tts_vs_own_cot(acc6, table6_policy, table6_prms, mode, raw=True)
+    return table3, table6, _summary([*parts3, *parts6])

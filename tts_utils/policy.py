@@ -17,12 +17,7 @@ Common contract of ``generate`` (tests/test_policy*.py check it for each backend
 
 from __future__ import annotations
 
-import json
 import math
-import random
-import time
-import urllib.error
-import urllib.request
 from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -55,6 +50,15 @@ class SamplingParams:
             raise TypeError(f"stop must be a tuple of strings, not the string {self.stop!r}")
         if any(not s for s in self.stop or ()):
             raise ValueError("stop strings must be non-empty")
+
+
+class PromptError(ValueError):
+    """A prompt the model cannot take (empty, or too long for its context); ``index`` is its
+    position in the batch, so that a caller can say which problem it came from."""
+
+    def __init__(self, message: str, index: int):
+        super().__init__(message)
+        self.index = index
 
 
 @dataclass(frozen=True)
@@ -133,14 +137,16 @@ class TransformersPolicy(Policy):
         """``batch_size`` defaults to 256 on CPU (tiny models: a larger batch amortizes each decode
         step's fixed cost; 1.2-2.3x the tokens/s of batch 64 in ``make bench``) and 64 on GPU (a
         real model's KV cache at batch 256 may not fit; use vLLM for throughput there)."""
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM
+
+        from tts_utils.models import load_tokenizer
 
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         if batch_size is None:
             batch_size = 256 if device == "cpu" else 64
         if dtype is None:
             dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-        tokenizer = AutoTokenizer.from_pretrained(source)
+        tokenizer = load_tokenizer(source)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **model_kwargs).to(device)
         return cls(model, tokenizer, family, name=name or source, batch_size=batch_size)
 
@@ -152,10 +158,10 @@ class TransformersPolicy(Policy):
         max_len = self.decoder.max_len
         for i, x in enumerate(ids):
             if not x:
-                raise ValueError(f"prompt {i} is empty")
+                raise PromptError(f"prompt {i} is empty", i)
             if max_len is not None and len(x) >= max_len:
-                raise ValueError(f"prompt {i} has {len(x)} tokens; {self.name} allows at most {max_len} "
-                                 f"(prompt and generated tokens together)")
+                raise PromptError(f"prompt {i} has {len(x)} tokens; {self.name} allows at most {max_len} "
+                                  f"(prompt and generated tokens together)", i)
         done = self.decoder.decode(ids, seeds, temperature=params.temperature, top_p=params.top_p,
                                    max_tokens=params.max_tokens, stops=tuple(params.stop or ()),
                                    batch_size=self.batch_size)
@@ -171,29 +177,34 @@ class OpenAIError(RuntimeError):
 
 
 class OpenAIPolicy(Policy):
-    """A policy served by any OpenAI-compatible ``/v1/completions`` endpoint.
+    """A policy served by any OpenAI-compatible ``/v1/completions`` endpoint, through the ``openai``
+    client (which retries connection errors, 408, 409, 429 and 5xx with exponential backoff and
+    honours Retry-After; other 4xx fail at once, with the server's message).
 
     One request per sample (``n=1``) so each carries its own ``seed``; requests run concurrently
-    from a thread pool. Connection errors, 429 and 5xx are retried with exponential backoff; other
-    4xx fail at once with the server's message. ``tokenizer`` renders prompts (``build_prompt``) and
-    counts tokens when a server reports no usage.
+    from a thread pool (the client is thread-safe). ``tokenizer`` renders prompts (``build_prompt``)
+    and counts tokens when a server reports no usage. ``extra_body`` adds fields the OpenAI API
+    does not define (vLLM's, below); ``api_key`` defaults to "EMPTY", as vLLM's docs use for a
+    server that checks none.
     """
 
     def __init__(self, base_url: str, model: str, tokenizer=None, family: str = "qwen2.5", name: str | None = None,
                  api_key: str | None = None, concurrency: int = 32, timeout: float = 600.0, max_retries: int = 6,
-                 backoff: float = 1.0, extra_body: dict | None = None):
+                 extra_body: dict | None = None):
+        import openai
+
         prompt_lib.system_prompt(family)
-        self.url = base_url.rstrip("/") + ("/completions" if base_url.rstrip("/").endswith("/v1")
-                                          else "/v1/completions")
+        base = base_url.rstrip("/")
+        self.base_url = base if base.endswith("/v1") else base + "/v1"
+        self.url = self.base_url + "/completions"  # for messages
         self.model = model
         self.tokenizer = tokenizer
         self.family = family
         self.name = name or model
-        self.api_key = api_key
         self.concurrency = concurrency
-        self.timeout = timeout
         self.max_retries = max_retries
-        self.backoff = backoff
+        self.client = openai.OpenAI(base_url=self.base_url, api_key=api_key or "EMPTY", timeout=timeout,
+                                    max_retries=max_retries)
         # vLLM extensions (others ignore unknown fields): keep the stop string in the text, and do not
         # add a BOS in front of the chat template's own.
         self.extra_body = {"include_stop_str_in_output": True, "add_special_tokens": False, **(extra_body or {})}
@@ -212,11 +223,9 @@ class OpenAIPolicy(Policy):
                 raise
 
     def _one(self, prompt: str, params: SamplingParams, seed: int) -> Generation:
-        body = {"model": self.model, "prompt": prompt, "n": 1, "seed": int(seed), "max_tokens": params.max_tokens,
-                "temperature": params.temperature, "top_p": params.top_p, **self.extra_body}
-        if params.stop:
-            body["stop"] = list(params.stop)
-        resp = self._post(body)
+        resp = self._create(prompt=prompt, n=1, seed=int(seed), max_tokens=params.max_tokens,
+                            temperature=params.temperature, top_p=params.top_p,
+                            stop=list(params.stop) if params.stop else None)
         try:
             choice = resp["choices"][0]
             text, reason = choice["text"], choice.get("finish_reason")
@@ -231,42 +240,37 @@ class OpenAIPolicy(Policy):
             num = len(self.tokenizer(text, add_special_tokens=False)["input_ids"]) + (reason == "eos")
         return Generation(text, int(num), reason)
 
-    def _post(self, body: dict) -> dict:
-        data = json.dumps(body).encode()
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        last = None
-        for attempt in range(self.max_retries + 1):
-            if attempt:
-                time.sleep(last[1] if last[1] is not None else
-                           min(self.backoff * 2 ** (attempt - 1), 60.0) * (0.5 + random.random()))
-            req = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
-            try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as r:
-                    return json.loads(r.read())
-            except urllib.error.HTTPError as e:
-                message = _error_message(e)
-                if e.code != 429 and e.code < 500:
-                    raise OpenAIError(f"{self.url} rejected the request ({e.code}): {message}") from None
-                retry_after = e.headers.get("Retry-After") if e.headers else None
-                wait = min(float(retry_after), 60.0) if retry_after and retry_after.isdigit() else None
-                last = (f"HTTP {e.code}: {message}", wait)
-            except (urllib.error.URLError, ConnectionError, TimeoutError) as e:
-                last = (f"{type(e).__name__}: {getattr(e, 'reason', e)}", None)
-        raise OpenAIError(f"{self.url}: giving up after {self.max_retries + 1} attempts; last error: {last[0]}")
+    def _create(self, **fields) -> dict:
+        """One completions request; the response as plain JSON (servers add fields such as vLLM's
+        ``stop_reason`` that the client's typed objects do not declare)."""
+        import openai
+
+        fields = {k: v for k, v in fields.items() if v is not None}
+        try:
+            raw = self.client.completions.with_raw_response.create(model=self.model, extra_body=self.extra_body,
+                                                                  **fields)
+        except openai.APIStatusError as e:
+            message = _error_message(e.body) or e.message
+            if e.status_code in (408, 409, 429) or e.status_code >= 500:
+                raise OpenAIError(f"{self.url}: giving up after {self.max_retries + 1} attempts; last error: "
+                                  f"HTTP {e.status_code}: {message}") from None
+            raise OpenAIError(f"{self.url} rejected the request ({e.status_code}): {message}") from None
+        except openai.APIConnectionError as e:
+            cause = e.__cause__ or e
+            raise OpenAIError(f"{self.url}: giving up after {self.max_retries + 1} attempts; last error: "
+                              f"{type(cause).__name__}: {cause}") from None
+        try:
+            return raw.http_response.json()
+        except ValueError:
+            raise OpenAIError(f"{self.url}: malformed response {raw.http_response.text[:300]}") from None
 
 
-def _error_message(e: urllib.error.HTTPError) -> str:
-    try:
-        body = e.read().decode(errors="replace")
-    except Exception:  # the body is only for the message
-        return str(e.reason)
-    try:
-        err = json.loads(body)
-        return str(err.get("error", {}).get("message") or err.get("message") or err.get("detail") or body)
-    except (ValueError, AttributeError):
-        return body[:500]
+def _error_message(body) -> str:
+    """The server's own message from an error body ({"message": ...} once the client has taken
+    "error" out, or FastAPI's "detail"), else the body as text."""
+    if isinstance(body, dict):
+        return str(body.get("message") or body.get("detail") or body)
+    return "" if body is None else str(body)[:500]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -350,12 +354,12 @@ def load_policy(name_or_spec, backend: str = "transformers", **kw) -> Policy:
     if backend == "vllm":
         return VLLMPolicy(source, spec.family, name=spec.name, **kw)
     if backend == "openai":
-        from transformers import AutoTokenizer
+        from tts_utils.models import load_tokenizer
 
         if "base_url" not in kw:
             raise ValueError("the openai backend needs base_url=, e.g. 'http://localhost:8000/v1'")
         served = kw.pop("served_model_name", source)
-        return OpenAIPolicy(kw.pop("base_url"), served, tokenizer=AutoTokenizer.from_pretrained(source),
+        return OpenAIPolicy(kw.pop("base_url"), served, tokenizer=load_tokenizer(source),
                             family=spec.family, name=spec.name, **kw)
     raise ValueError(f"unknown backend {backend!r}; use 'transformers', 'vllm' or 'openai'")
 

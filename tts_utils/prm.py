@@ -1,6 +1,6 @@
 """PRM interface: per-step rewards for (question, steps) pairs, every step in one forward pass.
 
-One class per real PRM input format (DESIGN.md section 5), each reproducing its model's own
+One class per real PRM input format (docs/DESIGN.md, "PRM formats"), each reproducing its model's own
 inference code (sources named in each class):
 
 * ``MathShepherdPRM``  question + " " + steps joined by " ки\\n"; P(+) of softmax(+, -) at each ки.
@@ -26,18 +26,18 @@ Conventions shared by all formats:
 * ``num_tokens`` is the solution's own (unpadded) input length: the FLOPs model's count, whatever
   actually ran. Within one ``score`` call, identical inputs run once, and siblings (solutions that
   differ only in their last step: a search's children) run their common input prefix once and
-  their last steps on its KV cache (``share_prefixes``; exact to rounding, 1e-5 tested, where the
-  format's head is known). ``tokens_processed`` counts the tokens that actually ran.
+  their last steps on its KV cache (``share_prefixes``, tts_utils.prm_prefix; exact to rounding,
+  1e-5 tested, where the format's head is known). ``tokens_processed`` counts the tokens that actually ran.
 """
 
 from __future__ import annotations
 
-import inspect
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import torch
 
+from tts_utils.prm_prefix import Support, score_families, sharing_support, split_families
 from tts_utils.prompts import QWEN_MATH_SYSTEM_PROMPT
 
 
@@ -85,19 +85,6 @@ def _clean(step: str) -> str:
     return step.strip()
 
 
-def _common_prefix(seqs: list[list[int]]) -> int:
-    """Length of the longest common prefix of ``seqs``, less one if it is a whole sequence (every
-    sequence keeps at least one token of its own to run)."""
-    n = min(len(x) for x in seqs)
-    first = seqs[0]
-    for x in seqs[1:]:
-        k = 0
-        while k < n and x[k] == first[k]:
-            k += 1
-        n = k
-    return min(n, min(len(x) for x in seqs) - 1)
-
-
 class TransformersPRM(PRM):
     """A PRM run with ``transformers``: ``encode`` one solution, batch, one forward, read positions.
 
@@ -122,8 +109,7 @@ class TransformersPRM(PRM):
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.pad_id = pad if pad is not None else 0
         self.tokens_processed = 0  # unpadded tokens run through the model so far (duplicates run once)
-        self._head_ok: bool | None = None
-        self._share_max_len: int | None = None
+        self._support: Support | None | bool = False  # False: not probed yet (see _sharing_support)
 
     @abstractmethod
     def encode(self, question: str, steps: list[str]) -> tuple[list[int], list[int]]:
@@ -174,25 +160,16 @@ class TransformersPRM(PRM):
         # Siblings (the same question and steps but the last, as a search's children) run their
         # common input prefix once, and their own last steps on its KV cache. (Sharing only the
         # question, as Best-of-N's samples could, measured slower than running them whole.)
-        if self.share_prefixes and unique and self._head_on_hidden_ok():
-            shared = []
-            families: dict = {}
-            for item in unique:
-                families.setdefault(parent[item[0]], []).append(item)
-            unique = []
-            for family in families.values():
-                prefix = _common_prefix([ids for _, ids, _ in family]) if len(family) > 1 else 0
-                too_long = (self._share_max_len is not None and
-                            max(len(ids) for _, ids, _ in family) > self._share_max_len)
-                if prefix < self.min_shared_prefix or too_long:
-                    unique += family
-                else:
-                    shared.append((family, prefix))
-                    self.tokens_processed += prefix + sum(len(ids) - prefix for _, ids, _ in family)
+        support = self._sharing_support() if self.share_prefixes and unique else None
+        if support is not None:
+            shared, unique = split_families(unique, parent, self.min_shared_prefix, support.max_len)
             if shared:
+                self.tokens_processed += sum(prefix + sum(len(ids) - prefix for _, ids, _ in family)
+                                             for family, prefix in shared)
                 lengths = {i: len(ids) for family, _ in shared for i, ids, _ in family}
-                for i, rewards in self._score_families(shared).items():
-                    results[i] = StepScores(rewards=rewards, num_tokens=lengths[i])
+                rewards = score_families(self.model, self._head, shared, self.batch_size, self.pad_id, support)
+                for i, r in rewards.items():
+                    results[i] = StepScores(rewards=r, num_tokens=lengths[i])
         # Similar lengths together: less padding. The order cannot change any score (see module doc).
         unique.sort(key=lambda t: len(t[1]))
         for start in range(0, len(unique), self.batch_size):
@@ -204,103 +181,15 @@ class TransformersPRM(PRM):
             results[i] = StepScores(rewards=list(results[j].rewards), num_tokens=results[j].num_tokens)
         return results  # type: ignore[return-value]
 
+    def _sharing_support(self) -> Support | None:
+        if self._support is False:
+            self._support = sharing_support(self.model, self._head)
+        return self._support
+
     def _head(self, hidden: torch.Tensor) -> torch.Tensor:
         """Rewards from the backbone's last hidden states at read positions ([k, hidden] -> [k]);
         formats whose head is not known raise NotImplementedError (no prefix sharing then)."""
         raise NotImplementedError
-
-    def _head_on_hidden_ok(self) -> bool:
-        if self._head_ok is None:
-            try:
-                probe = next(self.model.parameters())
-                self._head(torch.zeros((1, self.model.config.get_text_config().hidden_size), dtype=probe.dtype,
-                                       device=probe.device))
-                from transformers import DynamicCache
-                from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
-
-                body = self.model.base_model
-                self._cache_kw = ("cache" if "cache" in inspect.signature(body.forward).parameters
-                                  else "past_key_values")
-                # Full-attention layers, or sliding-window ones on inputs shorter than the window
-                # (which they then keep whole, like full attention).
-                layers = DynamicCache(config=self.model.config).layers
-                windows = [x.sliding_window for x in layers if isinstance(x, DynamicSlidingWindowLayer)]
-                self._share_max_len = min(windows) - 1 if windows else None
-                self._head_ok = body is not self.model and bool(layers) and all(
-                    type(x) in (DynamicLayer, DynamicSlidingWindowLayer) for x in layers)
-            except (NotImplementedError, AttributeError):
-                self._head_ok = False
-        return self._head_ok
-
-    @torch.inference_mode()
-    def _score_families(self, families: list[tuple[list, int]]) -> dict[int, list[float]]:
-        """Rewards of families of solutions whose inputs share their first ``prefix`` tokens
-        (``families``: (members [(index, ids, read positions)], prefix)), by solution index.
-
-        The backbone runs every family's prefix once (right-padded batches), then every member's
-        remaining tokens on its family's KV cache: each batch row holds its prefix's keys and values
-        in its first ``prefix`` columns (masked padding up to the batch's longest prefix), its own
-        tokens after that, with positions that continue its prefix. The model being causal, the
-        outputs are those of one forward per solution (to rounding)."""
-        from transformers import DynamicCache
-
-        body, device, config = self.model.base_model, self.model.device, self.model.config
-        bs = self.batch_size
-        hidden_at: dict[int, list[torch.Tensor]] = {}
-        prefix_kv: list = [None] * len(families)
-        prefix_hidden: list = [None] * len(families)
-        order = sorted(range(len(families)), key=lambda f: families[f][1])
-        for start in range(0, len(order), bs):
-            fs = order[start:start + bs]
-            width = max(families[f][1] for f in fs)
-            ids = torch.full((len(fs), width), self.pad_id, dtype=torch.long)
-            mask = torch.zeros((len(fs), width), dtype=torch.long)
-            for b, f in enumerate(fs):
-                members, prefix = families[f]
-                ids[b, :prefix] = torch.tensor(members[0][1][:prefix], dtype=torch.long)
-                mask[b, :prefix] = 1
-            cache = DynamicCache(config=config)
-            hidden = body(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=True,
-                          **{self._cache_kw: cache}).last_hidden_state
-            for b, f in enumerate(fs):
-                prefix = families[f][1]
-                prefix_hidden[f] = hidden[b, :prefix]
-                prefix_kv[f] = [(layer.keys[b, :, :prefix], layer.values[b, :, :prefix]) for layer in cache.layers]
-        members = sorted(((f, item) for f, (fam, _) in enumerate(families) for item in fam),
-                         key=lambda m: (families[m[0]][1], len(m[1][1])))
-        for start in range(0, len(members), bs):
-            chunk = members[start:start + bs]
-            longest = max(families[f][1] for f, _ in chunk)
-            width = max(len(ids) - families[f][1] for f, (_, ids, _) in chunk)
-            n = len(chunk)
-            suffix = torch.full((n, width), self.pad_id, dtype=torch.long)
-            mask = torch.zeros((n, longest + width), dtype=torch.long)
-            positions = torch.zeros((n, width), dtype=torch.long)
-            past = [(k.new_zeros((n, k.shape[0], longest, k.shape[2])), v.new_zeros((n, v.shape[0], longest, v.shape[2])))
-                    for k, v in prefix_kv[chunk[0][0]]]
-            for b, (f, (_, ids, _)) in enumerate(chunk):
-                prefix = families[f][1]
-                for (K, V), (k, v) in zip(past, prefix_kv[f], strict=True):
-                    K[b, :, :prefix] = k
-                    V[b, :, :prefix] = v
-                own = len(ids) - prefix
-                suffix[b, :own] = torch.tensor(ids[prefix:], dtype=torch.long)
-                mask[b, :prefix] = 1
-                mask[b, longest:longest + own] = 1
-                positions[b] = torch.arange(prefix, prefix + width)
-            cache = DynamicCache(ddp_cache_data=past, config=config)
-            hidden = body(input_ids=suffix.to(device), attention_mask=mask.to(device),
-                          position_ids=positions.to(device), use_cache=True,
-                          **{self._cache_kw: cache}).last_hidden_state
-            for b, (f, (i, _, cols)) in enumerate(chunk):
-                prefix = families[f][1]
-                hidden_at[i] = [prefix_hidden[f][c] if c < prefix else hidden[b, c - prefix] for c in cols]
-        flat = self._head(torch.stack([h for hs in hidden_at.values() for h in hs])).float().cpu().tolist()
-        out, k = {}, 0
-        for i, hs in hidden_at.items():
-            out[i] = flat[k:k + len(hs)]
-            k += len(hs)
-        return out
 
     @torch.inference_mode()
     def _score_batch(self, chunk) -> list[list[float]]:
@@ -569,13 +458,16 @@ def load_prm(name_or_spec, device: str = "cpu", dtype: torch.dtype | None = None
              prm_format: str | None = None, batch_size: int = 8) -> TransformersPRM:
     """A PRM from the registry: a name, a ``ModelSpec``, or a local directory with ``prm_format=``.
 
-    The class follows the spec's ``prm_format``. ``dtype`` defaults to float32 on CPU and bfloat16
-    elsewhere. ``device="auto"`` spreads the model over the visible GPUs (``device_map="auto"``;
+    The class follows the spec's ``prm_format``. ``dtype`` defaults to float64 on CPU and bfloat16
+    elsewhere. Why float64 on CPU: in float32 a reward changed by up to 6e-7 with the batch it
+    was padded into and with the thread count, so the same cached work unit scored differently
+    on a resume or another machine, and a near-tie under PRM-Max moved a committed figure. In
+    float64 those differences stay far below float32's resolution, and the rewards are returned
+    rounded to float32: the same bits for any batch and thread count (tests/test_prm.py checks
+    it). It costs 1.3-1.8x the float32 scoring time on the tiny world's PRMs. ``device="auto"`` spreads the model over the visible GPUs (``device_map="auto"``;
     Qwen2.5-Math-PRM-72B in bf16 does not fit one 141 GB GPU).
     """
-    from transformers import AutoTokenizer
-
-    from tts_utils.models import ModelSpec, get_model
+    from tts_utils.models import ModelSpec, get_model, load_tokenizer
 
     if isinstance(name_or_spec, ModelSpec):
         spec = name_or_spec
@@ -588,12 +480,12 @@ def load_prm(name_or_spec, device: str = "cpu", dtype: torch.dtype | None = None
     cls = PRM_CLASSES[spec.prm_format]
     source = str(spec.local_path()) if spec.is_local else spec.source
     if dtype is None:
-        dtype = torch.float32 if str(device) == "cpu" else torch.bfloat16
+        dtype = torch.float64 if str(device) == "cpu" else torch.bfloat16
     kwargs = {"dtype": dtype}
     if device == "auto":
         kwargs["device_map"] = "auto"
     # Hub checkpoints of the paper (Qwen PRM, Skywork) ship custom code for their tokenizers too.
-    tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=spec.world == "paper")
+    tokenizer = load_tokenizer(source, trust_remote_code=spec.world == "paper")
     model = cls._load_model(source, **kwargs)
     if device != "auto":
         model = model.to(device)

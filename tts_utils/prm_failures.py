@@ -29,7 +29,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from tts_utils import analysis
+from tts_utils import study
 
 FAILURES = ("over_criticism", "error_neglect", "localization_bias")
 BIASES = ("position_bias", "length_bias")
@@ -122,32 +122,47 @@ def _counts(problems: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
     return w
 
 
+def _quantiles(boots: np.ndarray, ci: float) -> tuple[float, float]:
+    lo, hi = np.quantile(boots, [(1 - ci) / 2, (1 + ci) / 2])
+    return float(lo), float(hi)
+
+
+def ratio_boot(table: pd.DataFrame, num: str = "event", n_boot: int = 2000,
+               seed: int = 0) -> tuple[float, np.ndarray, int, int]:
+    """(rate, bootstrap rates, rows, problems): the share of rows with ``num`` set, resampling
+    problems (a problem's rows move together)."""
+    if table.empty:
+        return (np.nan, np.array([]), 0, 0)
+    per = table.groupby("problem_id")[num].agg(["sum", "size"])
+    w = _counts(per.index.to_numpy(), n_boot, seed)
+    boots = (w @ per["sum"].to_numpy()) / (w @ per["size"].to_numpy())  # every resample has rows
+    return (float(per["sum"].sum() / per["size"].sum()), boots, int(per["size"].sum()), len(per))
+
+
 def ratio_ci(table: pd.DataFrame, num: str = "event", n_boot: int = 2000, ci: float = 0.95,
              seed: int = 0) -> tuple[float, float, float, int]:
     """Share of rows with ``num`` set, bootstrapped over problems: (rate, lo, hi, rows)."""
-    if table.empty:
+    rate, boots, rows, problems = ratio_boot(table, num, n_boot, seed)
+    if not rows:
         return (np.nan, np.nan, np.nan, 0)
-    per = table.groupby("problem_id")[num].agg(["sum", "size"])
-    w = _counts(per.index.to_numpy(), n_boot, seed)
-    rates = (w @ per["sum"].to_numpy()) / (w @ per["size"].to_numpy())  # every resample has rows
-    lo, hi = np.quantile(rates, [(1 - ci) / 2, (1 + ci) / 2])
-    events, total = per["sum"].sum(), per["size"].sum()
+    lo, hi = _quantiles(boots, ci)
     # With no event (or only events) every resample repeats the observed 0 (1): the percentile
     # interval collapses to a point. Widen it to the rule of three (an exact 95% bound for zero
     # events), counting problems, not rows, since a problem's rows move together.
-    if events == 0:
-        hi = max(hi, min(1.0, 3 / len(per)))
-    if events == total:
-        lo = min(lo, max(0.0, 1 - 3 / len(per)))
-    return (float(events / total), float(lo), float(hi), int(total))
+    if rate == 0:
+        hi = max(hi, min(1.0, 3 / problems))
+    if rate == 1:
+        lo = min(lo, max(0.0, 1 - 3 / problems))
+    return (rate, lo, hi, rows)
 
 
-def rank_correlation_ci(table: pd.DataFrame, x: str, y: str = "score", n_boot: int = 2000, ci: float = 0.95,
-                        seed: int = 0) -> tuple[float, float, float, int]:
-    """Pearson correlation of the ranks of ``x`` and ``y`` (Spearman's rho, ranks taken once on the
-    whole table), bootstrapped over problems through per-problem sums."""
+def rank_correlation_boot(table: pd.DataFrame, x: str, y: str = "score", n_boot: int = 2000,
+                          seed: int = 0) -> tuple[float, np.ndarray, int]:
+    """(rho, bootstrap rhos, rows): Pearson correlation of the ranks of ``x`` and ``y``
+    (Spearman's rho, ranks taken once on the whole table), resampling problems through
+    per-problem sums. No bootstrap (an empty array) when rho is undefined or too often so."""
     if len(table) < 3:
-        return (np.nan, np.nan, np.nan, len(table))
+        return (np.nan, np.array([]), len(table))
     t = pd.DataFrame({"problem_id": table["problem_id"].to_numpy(), "x": table[x].rank().to_numpy(),
                       "y": table[y].rank().to_numpy()})
     t["xx"], t["yy"], t["xy"], t["one"] = t["x"] ** 2, t["y"] ** 2, t["x"] * t["y"], 1.0
@@ -164,25 +179,66 @@ def rank_correlation_ci(table: pd.DataFrame, x: str, y: str = "score", n_boot: i
     boots = corr(_counts(per.index.to_numpy(), n_boot, seed) @ sums)
     boots = boots[np.isfinite(boots)]  # a resample whose ranks are all tied has no correlation
     if np.isnan(rho) or boots.size < n_boot / 2:
-        return (rho, np.nan, np.nan, len(table))
-    lo, hi = np.quantile(boots, [(1 - ci) / 2, (1 + ci) / 2])
-    return (rho, float(lo), float(hi), len(table))
+        return (rho, np.array([]), len(table))
+    return (rho, boots, len(table))
 
 
-def failure_rates(steps: pd.DataFrame, threshold: float = 0.5, n_boot: int = 2000) -> pd.DataFrame:
+def rank_correlation_ci(table: pd.DataFrame, x: str, y: str = "score", n_boot: int = 2000, ci: float = 0.95,
+                        seed: int = 0) -> tuple[float, float, float, int]:
+    """Spearman's rho of ``x`` and ``y`` with its bootstrap interval over problems: (rho, lo, hi, rows)."""
+    rho, boots, rows = rank_correlation_boot(table, x, y, n_boot, seed)
+    lo, hi = _quantiles(boots, ci) if boots.size else (np.nan, np.nan)
+    return (rho, lo, hi, rows)
+
+
+def above_test(value: float, boots: np.ndarray, tolerance: float, problems: int) -> tuple[str | None, float]:
+    """(direction, p) of "the rate is above ``tolerance``": "agrees" when the estimate is above,
+    "disagrees" when below, with the two-sided bootstrap p-value of "rate = tolerance" (the
+    sign test of ``analysis.bootstrap_test``, shifted to the tolerance)."""
+    if np.isnan(value) or not boots.size:
+        return (None, np.nan)
+    p = min(1.0, 2 * min(float(np.mean(boots <= tolerance)), float(np.mean(boots >= tolerance))))
+    if value == 0:
+        # every resample of zero events is 0, so the bootstrap alone would reject at any size:
+        # with none seen in ``problems`` problems, a true rate of ``tolerance`` per problem would
+        # show none with chance (1 - tolerance) ** problems
+        p = max(p, (1 - tolerance) ** problems)
+    return ("agrees" if value > tolerance else "disagrees" if value < tolerance else None, p)
+
+
+def beyond_test(value: float, boots: np.ndarray, tolerance: float) -> tuple[str | None, float]:
+    """(direction, p) of "|rho| > ``tolerance``" (a bias), the mirror of ``study.equivalence_part``:
+    an estimate beyond the tolerance "agrees" with p = twice the bootstrap share inside on its
+    side; one within it "disagrees" when both one-sided tests reject (p = the larger share beyond)."""
+    if np.isnan(value) or not boots.size:
+        return (None, np.nan)
+    if abs(value) > tolerance:
+        inside = np.mean(boots <= tolerance) if value > 0 else np.mean(boots >= -tolerance)
+        return ("agrees", min(1.0, 2 * float(inside)))
+    return ("disagrees", max(float(np.mean(boots >= tolerance)), float(np.mean(boots <= -tolerance))))
+
+
+def failure_rates(steps: pd.DataFrame, threshold: float = 0.5, rate_tolerance: float = 0.05,
+                  bias_tolerance: float = 0.1, n_boot: int = 2000) -> pd.DataFrame:
     """Per PRM (and pooled over PRMs, prm == "all"): each failure rate and each scoring-bias
-    correlation with its 95% CI over problems. Columns: prm, failure, value, lo, hi, count."""
+    correlation with its 95% CI over problems, and the test of the paper's claim for it (rate
+    above ``rate_tolerance``; |rho| above ``bias_tolerance``): its direction and p-value.
+    Columns: prm, failure, value, lo, hi, count, direction, p."""
     ev = events(steps, threshold)
     correct = steps[steps["label"] == "correct"]
     rows = []
     for prm in [*sorted(steps["prm"].unique()), "all"]:
         for f in FAILURES:
             t = ev[f] if prm == "all" else ev[f][ev[f]["prm"] == prm]
-            rows.append((prm, f, *ratio_ci(t, n_boot=n_boot)))
+            value, boots, count, problems = ratio_boot(t, n_boot=n_boot)
+            _, lo, hi, _ = ratio_ci(t, n_boot=n_boot)
+            rows.append((prm, f, value, lo, hi, count, *above_test(value, boots, rate_tolerance, problems)))
         c = correct if prm == "all" else correct[correct["prm"] == prm]
-        rows.append((prm, "position_bias", *rank_correlation_ci(c, "step", n_boot=n_boot)))
-        rows.append((prm, "length_bias", *rank_correlation_ci(c, "tokens", n_boot=n_boot)))
-    return pd.DataFrame(rows, columns=["prm", "failure", "value", "lo", "hi", "count"])
+        for f, col in (("position_bias", "step"), ("length_bias", "tokens")):
+            rho, boots, count = rank_correlation_boot(c, col, n_boot=n_boot)
+            lo, hi = _quantiles(boots, 0.95) if boots.size else (np.nan, np.nan)
+            rows.append((prm, f, rho, lo, hi, count, *beyond_test(rho, boots, bias_tolerance)))
+    return pd.DataFrame(rows, columns=["prm", "failure", "value", "lo", "hi", "count", "direction", "p"])
 
 
 def score_by_position(steps: pd.DataFrame, max_step: int = 8) -> pd.DataFrame:
@@ -191,30 +247,23 @@ def score_by_position(steps: pd.DataFrame, max_step: int = 8) -> pd.DataFrame:
     return s.groupby(["prm", "label", "step"])["score"].agg(["mean", "size"]).reset_index()
 
 
-def finding_failures(rates: pd.DataFrame, rate_tolerance: float = 0.05,
-                     bias_tolerance: float = 0.1) -> dict:
-    """The paper's claim that PRMs show each failure type, judged on the rates pooled over PRMs.
-
-    A failure rate "agrees" when its whole CI lies above ``rate_tolerance`` (a failure seen more
-    often than that is a property of the PRMs, not an accident), "disagrees" when it lies below.
-    A scoring bias (a correlation) "agrees" when its CI lies wholly outside +-``bias_tolerance``,
-    "disagrees" when wholly inside. Both tolerances are fixed in the profile beforehand.
-    """
+def finding_failures(rates: pd.DataFrame, rate_tolerance: float = 0.05, bias_tolerance: float = 0.1) -> dict:
+    """The paper's claim that PRMs show each failure type, judged on the rates pooled over PRMs
+    (``failure_rates``'s "all" rows, tested against the tolerances fixed in the profile): a failure
+    rate above ``rate_tolerance`` (seen more often than that, it is a property of the PRMs, not an
+    accident), a scoring bias with |rho| above ``bias_tolerance``. The parts are one family, judged
+    by ``study.summarize`` (Holm), as every finding's."""
     pooled = rates[rates["prm"] == "all"].set_index("failure")
     parts = []
-    for f in FAILURES:
+    for f in (*FAILURES, *BIASES):
         r = pooled.loc[f]
-        v = analysis.verdict(r["lo"] - rate_tolerance, r["hi"] - rate_tolerance, +1)
-        parts.append({"claim": f"{LABELS[f]} (rate > {rate_tolerance:.0%})", "effect": r["value"], "lo": r["lo"],
-                      "hi": r["hi"], "verdict": v, "detail": f"{int(r['count'])} opportunities, all PRMs"})
-    for f in BIASES:
-        r = pooled.loc[f]
-        outside = r["lo"] > bias_tolerance or r["hi"] < -bias_tolerance
-        inside = -bias_tolerance <= r["lo"] and r["hi"] <= bias_tolerance
-        v = "inconclusive" if np.isnan(r["lo"]) else "agrees" if outside else "disagrees" if inside else "inconclusive"
-        parts.append({"claim": f"{LABELS[f]} (|rho| > {bias_tolerance})", "effect": r["value"], "lo": r["lo"],
-                      "hi": r["hi"], "verdict": v, "detail": f"{int(r['count'])} correct steps, all PRMs"})
-    return {"verdict": analysis.combine_verdicts([p["verdict"] for p in parts]), "parts": parts}
+        is_rate = f in FAILURES
+        claim = f"{LABELS[f]} ({'rate' if is_rate else '|rho|'} > {rate_tolerance if is_rate else bias_tolerance:g})"
+        unit = "opportunities" if is_rate else "correct steps"
+        direction = r["direction"] if isinstance(r["direction"], str) else None
+        parts.append({"claim": claim, "effect": float(r["value"]), "lo": float(r["lo"]), "hi": float(r["hi"]),
+                      "p": float(r["p"]), "direction": direction, "detail": f"{int(r['count'])} {unit}, all PRMs"})
+    return study.summarize(parts)
 
 
 def examples(steps: pd.DataFrame, threshold: float = 0.5) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""Step-score aggregation and answer selection over a set of candidate solutions (DESIGN.md section 6).
+"""Step-score aggregation and answer selection over a set of candidate solutions (docs/DESIGN.md, "Voting").
 
 A candidate is its final answer (a string, or None when it has none) and its PRM step rewards.
 A candidate's step rewards aggregate to one score by PRM-Min, PRM-Last or PRM-Avg; the answer

@@ -18,7 +18,11 @@ Sections (each figure the median of ``--repeats`` runs; every ratio taken within
 * ``search``: Best-of-N, beam search and DVTS at the same N on the same problems: wall time (and
   its policy / PRM parts), policy tokens, PRM tokens, wall time per generated token relative to
   BoN, PRM tokens per generated token.
-* ``figures`` (``--figures``): ``python -m tts_utils.run_notebooks --profile cpu`` (``make
+* ``busy``: a small slice of the study (the figures proxy: ``python -m tts_utils.collect`` on 8
+  problems, Best-of-N and beam search at N = 16, cold) alone and beside one other CPU-bound
+  process, at 1 torch thread (the study's ``TTS_THREADS`` default) and at 2 (torch's default on 2
+  cores): how much a busy machine slows the study.
+* ``figures`` (``--figures``; ``--no-figures`` skips it, e.g. ``make bench BENCH_ARGS=--no-figures``): ``python -m tts_utils.run_notebooks --profile cpu`` (``make
   figures``) cold and warm, in a fresh copy of the working tree (this tree is not touched).
 
 The table is printed and written to ``runs/bench/bench.md`` and ``bench.json``. Model names are
@@ -38,12 +42,12 @@ from tts_utils.bench.common import (
     median_run,
     spread,
 )
-from tts_utils.bench.figures import bench_figures
+from tts_utils.bench.figures import PROXY_GRID, bench_busy, bench_figures
 from tts_utils.bench.measure import bench_bandwidth, bench_ceiling, bench_policy, bench_prm, decode_bytes
 from tts_utils.bench.report import README_END, README_START, goals, to_markdown, update_readme
 from tts_utils.bench.search import bench_search
 
-__all__ = ["POLICIES", "PRMS", "README_END", "README_START", "SEARCH_METHODS", "SECTIONS", "BenchError",
-           "bench_bandwidth", "bench_ceiling", "bench_figures", "bench_policy", "bench_prm", "bench_search",
+__all__ = ["POLICIES", "PROXY_GRID", "PRMS", "README_END", "README_START", "SEARCH_METHODS", "SECTIONS", "BenchError",
+           "bench_bandwidth", "bench_busy", "bench_ceiling", "bench_figures", "bench_policy", "bench_prm", "bench_search",
            "decode_bytes", "goals", "machine", "main", "median_run", "parser", "run", "spread", "to_markdown",
            "update_readme"]

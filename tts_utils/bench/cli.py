@@ -18,17 +18,19 @@ from tts_utils.bench.common import (
     SECTIONS,
     BenchError,
     check_registered,
+    cpu_profile_lengths,
     machine,
     registry_loader,
     resolve_loader,
     spread,
 )
-from tts_utils.bench.figures import bench_figures
-from tts_utils.bench.measure import bench_bandwidth, bench_ceiling, bench_policy, bench_prm
+from tts_utils.bench.figures import bench_busy, bench_figures
+from tts_utils.bench.measure import bench_bandwidth, bench_ceiling, bench_kv_heads, bench_policy, bench_prm
 from tts_utils.bench.report import to_markdown, update_readme
 from tts_utils.bench.search import bench_search
 from tts_utils.data import load_dataset
 from tts_utils.search import SearchConfig
+from tts_utils.threads import study_threads
 
 
 def run(args, loader: Callable[[str, str], object] | None = None, log=print) -> dict:
@@ -62,6 +64,10 @@ def run(args, loader: Callable[[str, str], object] | None = None, log=print) -> 
                                 ceiling_flops=flops)
             report["policy"] += rows
             log("policy " + name + ": " + ", ".join(f"@{r['batch']} {r['tokens_per_s']:.0f} tok/s" for r in rows))
+            if name == args.policies[-1] and getattr(policy, "decoder", None) is not None:
+                report["kv_heads"] = bench_kv_heads(policy, batch=max(args.batches), repeats=args.repeats)
+                log("kv heads lever: " + ", ".join(f"{r['kv_heads']} KV heads {r['tokens_per_s']:.0f} tok/s"
+                                                   for r in report["kv_heads"]))
             net = getattr(getattr(policy, "decoder", None), "net", None)
             if args.compile and name == args.policies[-1] and net is not None:
                 net.forward = torch.compile(net.forward, dynamic=True)
@@ -87,11 +93,13 @@ def run(args, loader: Callable[[str, str], object] | None = None, log=print) -> 
         pool = spread(problems, args.prm_solutions)
         for name in args.prms:
             prm = loader("prm", name)
-            if args.prm_batch:
-                prm.batch_size = args.prm_batch
-            row = bench_prm(prm, pool, args.repeats, flops)
+            rows = []
+            for b in args.prm_batches:
+                prm.batch_size = b
+                rows.append(bench_prm(prm, pool, args.repeats, flops))
+            row = max(rows, key=lambda r: r["tokens_per_s"])  # at its best batch size
             report["prm"].append(row)
-            log(f"prm {name}: {row['tokens_per_s']:.0f} tok/s")
+            log(f"prm {name}: " + ", ".join(f"@{r['batch']} {r['tokens_per_s']:.0f} tok/s" for r in rows))
             del prm
     if "search" in sections:
         cfg = SearchConfig(beam_width=args.beam_width, max_depth=args.max_depth,
@@ -105,7 +113,12 @@ def run(args, loader: Callable[[str, str], object] | None = None, log=print) -> 
         report["search"] = bench_search(policy, prm, pool, args.n, args.repeats, args.seed, cfg)
         for r in report["search"]:
             log(f"search N={r['n']} {r['method']}: {r['wall_s']:.2f} s, x{r['rel_s_per_token']:.2f} BoN per token")
-    if args.figures:
+    if "busy" in sections:
+        log("busy machine: the figures proxy quiet and beside one CPU-bound process, 1 and 2 torch threads ...")
+        report["busy"] = bench_busy(timeout_s=args.figures_timeout)
+        for r in report["busy"]:
+            log(f"  {r['threads']} thread(s), {'busy' if r['busy'] else 'quiet'}: {r['wall_s']:.1f} s")
+    if args.figures and not args.no_figures:
         log(f"figures: timing `make figures` ({args.figures_profile} profile), {args.figures} ...")
         report["figures"] = bench_figures(args.figures_profile, cold=args.figures == "cold+warm",
                                           timeout_s=args.figures_timeout)
@@ -122,7 +135,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--prms", nargs="+", default=list(PRMS))
     ap.add_argument("--dataset", default="tinymath500")
     ap.add_argument("--repeats", type=int, default=3, help="runs per figure (the median is reported)")
-    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: the study's, TTS_THREADS or 1)")
     ap.add_argument("--matmul-size", type=int, default=2048)
     ap.add_argument("--batches", nargs="+", type=int, default=[1, 16, 64, 256])
     ap.add_argument("--policy-max-tokens", type=int, default=512, help="solution budget in the policy bench")
@@ -132,7 +145,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--compile", action="store_true",
                     help="also the last policy under torch.compile at the largest batch (with its compile time)")
     ap.add_argument("--prm-solutions", type=int, default=256, help="reference solutions scored per PRM")
-    ap.add_argument("--prm-batch", type=int, default=None, help="PRM batch size (default: the loader's)")
+    ap.add_argument("--prm-batches", nargs="+", type=int, default=[8, 32],
+                    help="PRM batch sizes tried (the best is reported)")
     ap.add_argument("--search-policy", default="tiny-policy-l")
     ap.add_argument("--search-prm", default="tiny-prm-skywork")
     ap.add_argument("--search-problems", type=int, default=32)
@@ -140,10 +154,14 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--beam-width", type=int, default=4)
     ap.add_argument("--max-depth", type=int, default=40)
-    ap.add_argument("--max-step-tokens", type=int, default=96, help="the cpu profile's")
-    ap.add_argument("--max-solution-tokens", type=int, default=512, help="the cpu profile's")
+    lengths = cpu_profile_lengths()
+    ap.add_argument("--max-step-tokens", type=int, default=lengths["max_step_tokens"], help="the cpu profile's")
+    ap.add_argument("--max-solution-tokens", type=int, default=lengths["max_solution_tokens"],
+                    help="the cpu profile's")
     ap.add_argument("--figures", nargs="?", const="cold+warm", choices=["cold+warm", "warm"], default=None,
                     help="also time `make figures` cold and warm (in a fresh copy of the tree; `make bench` does)")
+    ap.add_argument("--no-figures", action="store_true",
+                    help="skip the `make figures` timing even if --figures is given (make bench BENCH_ARGS=--no-figures)")
     ap.add_argument("--figures-profile", default="cpu")
     ap.add_argument("--figures-timeout", type=float, default=3600.0, help="seconds per run of the notebooks")
     ap.add_argument("--loader", help="'module:function' (kind, name) -> model, instead of the registry")
@@ -156,8 +174,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None, loader: Callable[[str, str], object] | None = None) -> int:
     args = parser().parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    # The study's thread count (TTS_THREADS, default 1), so caps and shares are those of the cores it uses.
+    torch.set_num_threads(args.threads or study_threads())
     try:
         report = run(args, loader, log=lambda s: print(s, file=sys.stderr, flush=True))
     except BenchError as e:

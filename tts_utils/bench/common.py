@@ -14,7 +14,7 @@ import torch
 POLICIES = ("tiny-policy-xs", "tiny-policy-s", "tiny-policy-m", "tiny-policy-l")
 PRMS = ("tiny-prm-shepherd", "tiny-prm-rlhflow-terse", "tiny-prm-rlhflow-verbose", "tiny-prm-skywork",
         "tiny-prm-qwen")
-SECTIONS = ("ceiling", "policy", "prm", "search")
+SECTIONS = ("ceiling", "policy", "prm", "search", "busy")
 SEARCH_METHODS = ("best_of_n", "beam_search", "dvts")
 
 
@@ -102,3 +102,10 @@ def resolve_loader(spec: str | None) -> Callable[[str, str], object]:
     return getattr(importlib.import_module(module), name)
 
 
+def cpu_profile_lengths() -> dict:
+    """The cpu profile's step and solution token budgets, so that the bench times the searches
+    `make figures` runs (the tiny world's solutions are as long as its text format makes them)."""
+    from tts_utils.run_notebooks import load_profile
+
+    d = load_profile("cpu")["defaults"]
+    return {"max_step_tokens": int(d["max_step_tokens"]), "max_solution_tokens": int(d["max_solution_tokens"])}

@@ -1,4 +1,5 @@
-"""Whole-study timings: `make figures` cold and warm, in a fresh copy of the working tree."""
+"""Whole-study timings: `make figures` cold and warm (in a fresh copy of the working tree), and a
+small slice of it on a quiet and on a busy machine."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tts_utils import paths
+from tts_utils.bench.common import cpu_profile_lengths
 
 _NOT_COPIED = (".git", ".venv", "runs", "__pycache__", "*.egg-info", ".pytest_cache", ".ruff_cache",
                ".ipynb_checkpoints")
@@ -48,3 +51,53 @@ def bench_figures(profile: str = "cpu", cold: bool = True, keep: bool = False,
             shutil.rmtree(tmp, ignore_errors=True)
     return rows
 
+
+
+# A small slice of the study (`make figures`' work, minutes -> seconds): the largest policy with a
+# PRM, Best-of-N and beam search, cold (a fresh output directory each run).
+PROXY_GRID = {"datasets": ["tinymath500"], "policies": ["tiny-policy-l"], "prms": ["tiny-prm-skywork"],
+              "methods": ["best_of_n", "beam_search"], "n": [16], "seeds": [0], "limit": 8, "chunk_size": 8,
+              **cpu_profile_lengths()}
+
+
+def _busy_loop() -> subprocess.Popen:
+    """Another CPU-bound process on the machine (one core's worth, normal priority)."""
+    return subprocess.Popen([sys.executable, "-c", "while True: pass"])
+
+
+def bench_busy(threads: tuple[int, ...] = (1, 2), grid: dict | None = None, timeout_s: float = 1800.0,
+               competitor: Callable[[], subprocess.Popen] = _busy_loop) -> list[dict]:
+    """The figures proxy's wall time on a quiet machine and with one other CPU-bound process, for
+    each torch thread count (``TTS_THREADS``): the study's 1, and 2 (torch's default on 2 cores).
+    Each run is a fresh ``python -m tts_utils.collect`` process with a fresh output directory."""
+    import json
+    import os
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix="tts-bench-busy-"))
+    rows = []
+    try:
+        for n in threads:
+            for busy in (False, True):
+                out = tmp / f"t{n}-{'busy' if busy else 'quiet'}"
+                config = tmp / f"{out.name}.json"  # JSON is YAML
+                config.write_text(json.dumps({**(grid or PROXY_GRID), "out": str(out)}))
+                env = {**os.environ, "TTS_THREADS": str(n), "OMP_NUM_THREADS": str(n)}
+                other = competitor() if busy else None
+                start = time.perf_counter()
+                try:
+                    proc = subprocess.run([sys.executable, "-m", "tts_utils.collect", str(config), "--no-progress"],
+                                          cwd=paths.REPO_ROOT, env=env, capture_output=True, text=True,
+                                          timeout=timeout_s)
+                    ok, error = proc.returncode == 0, (proc.stderr or proc.stdout)[-2000:]
+                except subprocess.TimeoutExpired:
+                    ok, error = False, f"stopped after the {timeout_s:.0f} s timeout"
+                finally:
+                    if other is not None:
+                        other.kill()
+                        other.wait()
+                rows.append({"threads": n, "busy": busy, "wall_s": time.perf_counter() - start, "ok": ok,
+                             "error": None if ok else error})
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return rows

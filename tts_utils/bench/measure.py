@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import statistics
+import time
+
 import torch
 
 from tts_utils.bench.common import BenchError, median_run, model_params, share, spread
@@ -93,3 +96,46 @@ def bench_prm(prm, problems, repeats: int = 3, ceiling_flops: float = 0.0) -> di
             "tokens": tokens, "wall_s": t, "tokens_per_s": tokens / t,
             "share": share(tokens / t, p, ceiling_flops)}
 
+
+
+def bench_kv_heads(policy, batch: int = 256, context: int = 96, steps: int = 32, repeats: int = 3) -> list[dict]:
+    """The grouped-query-attention lever: decode steps of the policy's architecture with its own
+    number of KV heads and with 1 (as Llama 3 shares a KV head between query heads), random weights
+    and otherwise the same shapes, ``batch`` rows at a ``context``-token context. Decode steps
+    only (no sampling), so the rows differ in nothing but the attention's KV bytes."""
+    import copy
+
+    from transformers import AutoModelForCausalLM
+
+    from tts_utils.decoder import LlamaFamilyForward
+
+    model = getattr(policy, "model", None)
+    if not isinstance(model, torch.nn.Module):
+        return []
+    rows = []
+    for kv in dict.fromkeys([model.config.num_key_value_heads, 1]):
+        cfg = copy.deepcopy(model.config)
+        cfg.num_key_value_heads = kv
+        torch.manual_seed(0)
+        net = LlamaFamilyForward(AutoModelForCausalLM.from_config(cfg).eval())
+        gen = torch.Generator().manual_seed(0)
+        ids = torch.randint(0, cfg.vocab_size, (batch, context + steps), generator=gen)
+        positions = torch.arange(context + steps).expand(batch, -1)
+        rotary = net.rotary_tables(context + steps)
+
+        @torch.inference_mode()
+        def decode(net=net, ids=ids, positions=positions, rotary=rotary):
+            cache = net.new_cache(batch, context + steps)
+            net.forward(ids[:, :context], positions[:, :context], cache, None, rotary)
+            start = time.perf_counter()
+            for s in range(context, context + steps):
+                net.forward(ids[:, s:s + 1], positions[:, s:s + 1], cache, None, rotary)
+            return time.perf_counter() - start
+
+        decode()  # warm-up
+        t = statistics.median(decode() for _ in range(max(1, repeats)))
+        elem = next(net.model.parameters()).element_size()
+        kv_bytes = cfg.num_hidden_layers * 2 * kv * net.head_dim * elem * (context + steps / 2)
+        rows.append({"policy": policy.name, "kv_heads": kv, "heads": net.n_heads, "batch": batch,
+                     "context": context, "kv_bytes_per_token": kv_bytes, "tokens_per_s": batch * steps / t})
+    return rows

@@ -1,26 +1,36 @@
 """Work units, their cache keys and chunk files, and the merge of chunks into the final tables.
 
-A unit's key hashes everything that changes its result; its two chunk files are written
-atomically, so a file that exists is whole. The manifest records the plan so that ``merge`` can
-run later (and from another process) in the fixed table order.
+A unit's key hashes everything that changes its result. Its two chunk files are written
+atomically (to ``NAME.tmp-HOST-PID``, then renamed), then a marker ``KEY.done.json`` holding the
+key and both files' SHA-256: a unit is done only when its marker names it and both files match
+their checksums, so an emptied, truncated or swapped chunk is found and recomputed (with a
+warning) instead of being read. The manifest records the plan so that ``merge`` can run later
+(and from another process) in the fixed table order; a running grid merges its own plan, and
+holds a lock that keeps a different grid out of its output directory (``grid_lock``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import re
+import socket
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from tts_utils.collect.config import GridConfig, import_loader, policy_search
+from tts_utils.collect.config import ConfigError, GridConfig, import_loader, policy_search
 from tts_utils.data import Problem
-from tts_utils.search import USES_PRM, SearchResult
+from tts_utils.search import SearchResult, get_method
 
 # Bump when a change to the search or grading code changes results: it invalidates the cache.
-CODE_VERSION = "collect-2"  # 2: beam search ranks finished paths with live ones (finished_paths)
+# 2: beam search ranks finished paths with live ones (finished_paths); 3: PRMs in float64 on CPU;
+# 4: a chunk file holds the rows of every budget of its unit (derived when written, by
+# search.derive), not only N_run's.
+CODE_VERSION = "collect-4"
 
 CANDIDATE_COLUMNS = ["dataset", "policy", "prm", "method", "n", "seed", "problem_id", "problem_index", "level",
                      "candidate", "subtree", "lineage", "steps", "rewards", "step_tokens", "num_steps",
@@ -47,6 +57,14 @@ class Unit:
     @property
     def files(self) -> tuple[str, str]:
         return f"{self.key}.candidates.parquet", f"{self.key}.runs.parquet"
+
+    @property
+    def marker(self) -> str:
+        return f"{self.key}.done.json"
+
+    def describe(self) -> str:
+        return (f"{self.method} N={self.n_run} seed={self.seed} of {self.policy}{'/' + self.prm if self.prm else ''} "
+                f"on chunk {self.chunk} of {self.dataset}")
 
 
 def _file_digest(path: Path, h) -> None:
@@ -101,17 +119,18 @@ def plan(cfg: GridConfig, data: dict[str, list[Problem]], fingerprints: dict[tup
             search = asdict(policy_search(cfg, pol))
             for prm in [""] + cfg.prms:
                 for method in cfg.methods:
-                    if USES_PRM[method] != bool(prm):
+                    spec = get_method(method)
+                    if spec.uses_prm != bool(prm):
                         continue
                     seeds = cfg.seeds
-                    if method == "cot":
+                    if spec.budgets == "one":
                         runs = [(1, (1,))]
-                    elif method == "pass1_samples":
+                    elif spec.budgets == "pass1":
                         runs, seeds = [(cfg.pass1_samples, (cfg.pass1_samples,))], [cfg.pass1_seed]
-                    elif method == "beam_search":
-                        runs = [(n, (n,)) for n in cfg.n]
-                    else:  # one run at N_max, smaller N derived
+                    elif spec.derivable:  # one run at N_max, smaller N derived from it
                         runs = [(cfg.n[-1], tuple(cfg.n))]
+                    else:
+                        runs = [(n, (n,)) for n in cfg.n]
                     for n_run, budgets in runs:
                         for seed in seeds:
                             for c, chunk in enumerate(chunks):
@@ -130,48 +149,146 @@ def plan(cfg: GridConfig, data: dict[str, list[Problem]], fingerprints: dict[tup
 
 # ---------------------------------------------------------------------------------------- tables
 
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname())
+
+
+def _tmp_path(path: Path) -> Path:
+    # host and pid: a killed writer's leftovers can be told from a live one's, even on a shared
+    # file system where shards on other machines write into the same directory
+    return path.with_name(f"{path.name}.tmp-{_host()}-{os.getpid()}")
+
+
 def atomic_parquet(df: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    tmp = _tmp_path(path)
     df.to_parquet(tmp, index=False)
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
-def unit_frames(unit: Unit, result: SearchResult, problems: list[Problem], index: dict[str, int],
-                 wall_s: float):
+def _atomic_text(text: str, path: Path) -> None:
+    tmp = _tmp_path(path)
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def remove_stale_temporaries(directory: Path) -> list[Path]:
+    """Delete the temporary files that killed processes of this host left in ``directory``."""
+    removed = []
+    pattern = re.compile(rf"\.tmp-{re.escape(_host())}-(\d+)$")
+    for path in directory.glob("*.tmp-*"):
+        m = pattern.search(path.name)
+        if m is None or int(m.group(1)) == os.getpid():
+            continue
+        try:
+            os.kill(int(m.group(1)), 0)
+            continue  # its writer is alive
+        except ProcessLookupError:
+            pass
+        except PermissionError:  # alive, another user's
+            continue
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_unit(unit: Unit, cands: pd.DataFrame, runs: pd.DataFrame, chunks: Path) -> None:
+    """Both chunk files, then the marker that makes the unit count as done."""
+    atomic_parquet(runs, chunks / unit.files[1])
+    atomic_parquet(cands, chunks / unit.files[0])
+    marker = {"key": unit.key, "sha256": {name: _sha256(chunks / name) for name in unit.files}}
+    _atomic_text(json.dumps(marker), chunks / unit.marker)
+
+
+def unit_damage(unit: Unit, out: Path) -> str | None:
+    """None when ``unit`` is done in ``out`` (marker of this key, files matching their checksums);
+    "missing" when nothing of it is there; otherwise what is wrong with what is there."""
+    chunks = out / "chunks"
+    marker = chunks / unit.marker
+    if not marker.exists():
+        return "missing" if not any((chunks / f).exists() for f in unit.files) else "no done-marker"
+    try:
+        doc = json.loads(marker.read_text())
+        sums = doc["sha256"]
+    except (ValueError, KeyError, TypeError):
+        return f"{unit.marker} is unreadable"
+    if doc.get("key") != unit.key:
+        return f"{unit.marker} belongs to unit {doc.get('key')!r}"
+    for name in unit.files:
+        path = chunks / name
+        if not path.exists():
+            return f"{name} is missing"
+        if _sha256(path) != sums.get(name):
+            return f"{name} does not match its checksum (emptied, truncated or replaced)"
+    return None
+
+
+def grid_id(doc: dict) -> str:
+    """A digest of a grid's plan (its manifest)."""
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def grid_lock(out: Path, grid: str):
+    """Hold ``out`` for the grid ``grid``: processes of the same grid (shards) share it; a
+    different grid's process gets a ConfigError while one of them runs. (Two grids writing into
+    one directory would each overwrite the other's manifest and final tables.)"""
+    import fcntl
+
+    locks = out / "locks"
+    locks.mkdir(exist_ok=True)
+    with open(locks / f"{grid}.lock", "a") as own:
+        fcntl.flock(own, fcntl.LOCK_SH)  # taken before looking at others: of two starting at once, both refuse
+        for other in sorted(locks.glob("*.lock")):
+            if other.stem == grid:
+                continue
+            with open(other, "a") as f:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    raise ConfigError(f"config field 'out': another grid is running into {out}; wait for it "
+                                      "or give this grid its own output directory") from None
+                fcntl.flock(f, fcntl.LOCK_UN)  # a finished grid's lock file
+        yield
+
+
+def unit_frames(unit: Unit, results: list[SearchResult], problems: list[Problem], index: dict[str, int],
+                wall_s: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A unit's chunk tables: the rows of every budget it covers (``results``: one per budget, in
+    ``unit.budgets`` order). ``wall_s`` is the unit's measured time, divided among its problems
+    and scaled by N / N_run for a derived budget."""
     base = {"dataset": unit.dataset, "policy": unit.policy, "prm": unit.prm, "method": unit.method,
             "seed": unit.seed}
     level = {p.id: p.level for p in problems}
-    cands = pd.DataFrame([{
-        **base, "n": unit.n_run, "problem_id": c.problem_id, "problem_index": index[c.problem_id],
-        "level": level[c.problem_id], "candidate": c.index, "subtree": c.subtree, "lineage": c.lineage,
-        "steps": c.steps, "rewards": c.rewards, "step_tokens": c.step_tokens, "num_steps": len(c.steps),
-        "policy_tokens": c.policy_tokens, "prm_tokens": c.prm_tokens, "finish_reason": c.finish_reason,
-        "answer": c.answer, "correct": bool(c.correct)} for c in result.candidates], columns=CANDIDATE_COLUMNS)
-    per_problem = wall_s / max(len(problems), 1)
     gold = {p.id: p.answer for p in problems}
-    runs = pd.DataFrame([{
-        **base, "n": unit.n_run, "problem_id": r.problem_id, "problem_index": index[r.problem_id],
-        "level": level[r.problem_id], "gold": gold[r.problem_id],
-        "group_policy_tokens": r.group_policy_tokens, "group_prm_tokens": r.group_prm_tokens,
-        "wall_s": per_problem} for r in result.runs])
-    return cands, runs
-
-
-def _derive_frames(unit: Unit, cands: pd.DataFrame, runs: pd.DataFrame, n: int, group: int):
-    """Rows of budget n from the unit's N_run rows: the first n/group groups of each problem."""
-    keep = n // group
-    c = cands[cands["subtree"] < keep].copy()
-    c["n"] = n
-    r = runs.copy()
-    r["n"] = n
-    r["num_candidates"] = c.groupby("problem_id").size().reindex(r["problem_id"]).fillna(0).astype(int).values
-    r["policy_tokens"] = [int(sum(x[:keep])) for x in r["group_policy_tokens"]]
-    r["prm_tokens"] = [int(sum(x[:keep])) for x in r["group_prm_tokens"]]
-    r["n_run"] = unit.n_run
-    r["wall_s"] = r["wall_s"] * n / unit.n_run
-    return c.reset_index(drop=True), r[RUN_COLUMNS]
+    per_problem = wall_s / max(len(problems), 1)
+    cand_rows, run_rows = [], []
+    for result in results:
+        n = result.n
+        counts = {r.problem_id: 0 for r in result.runs}
+        for c in result.candidates:
+            counts[c.problem_id] += 1
+            cand_rows.append({
+                **base, "n": n, "problem_id": c.problem_id, "problem_index": index[c.problem_id],
+                "level": level[c.problem_id], "candidate": c.index, "subtree": c.subtree, "lineage": c.lineage,
+                "steps": c.steps, "rewards": c.rewards, "step_tokens": c.step_tokens, "num_steps": len(c.steps),
+                "policy_tokens": c.policy_tokens, "prm_tokens": c.prm_tokens, "finish_reason": c.finish_reason,
+                "answer": c.answer, "correct": bool(c.correct)})
+        run_rows.extend({
+            **base, "n": n, "problem_id": r.problem_id, "problem_index": index[r.problem_id],
+            "level": level[r.problem_id], "gold": gold[r.problem_id], "num_candidates": counts[r.problem_id],
+            "policy_tokens": r.policy_tokens, "prm_tokens": r.prm_tokens, "n_run": unit.n_run,
+            "wall_s": per_problem * n / unit.n_run} for r in result.runs)
+    return (pd.DataFrame(cand_rows, columns=CANDIDATE_COLUMNS), pd.DataFrame(run_rows, columns=RUN_COLUMNS))
 
 
 def _manifest_path(out: Path) -> Path:
@@ -182,51 +299,56 @@ def _seed_order(cfg: GridConfig) -> list[int]:
     return cfg.seeds + ([cfg.pass1_seed] if cfg.pass1_seed not in cfg.seeds else [])
 
 
-def write_manifest(out: Path, cfg: GridConfig, units: list[Unit]) -> None:
-    doc = {"code_version": CODE_VERSION, "beam_width": cfg.search.beam_width,
-           "order": {"dataset": cfg.datasets, "policy": cfg.policies, "prm": [""] + cfg.prms,
-                     "method": cfg.methods, "seed": _seed_order(cfg)},
-           "units": [asdict(u) for u in units]}
-    path = _manifest_path(out)
-    tmp = path.with_name(f"manifest.json.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(doc, indent=1))
-    os.replace(tmp, path)
+def manifest(cfg: GridConfig, units: list[Unit]) -> dict:
+    return {"code_version": CODE_VERSION,
+            "order": {"dataset": cfg.datasets, "policy": cfg.policies, "prm": [""] + cfg.prms,
+                      "method": cfg.methods, "seed": _seed_order(cfg)},
+            "units": [asdict(u) for u in units]}
 
 
-def find_chunk(name: str, dirs: list[Path]) -> Path | None:
-    for d in dirs:
-        p = d / "chunks" / name
-        if p.exists():
-            return p
-    return None
+def write_manifest(out: Path, doc: dict) -> None:
+    _atomic_text(json.dumps(doc, indent=1), _manifest_path(out))
 
 
 def merge(out: str | Path, *more: str | Path) -> dict[str, Path]:
     """Join the chunk files of the grid in ``out`` (and of shards copied elsewhere, ``more``) into
-    ``out/candidates.parquet`` and ``out/runs.parquet``. Errors if any chunk is missing."""
+    ``out/candidates.parquet`` and ``out/runs.parquet``. Errors if any chunk is missing or damaged."""
     out = Path(out)
-    dirs = [out, *map(Path, more)]
     mpath = _manifest_path(out)
     if not mpath.exists():
         raise FileNotFoundError(f"{mpath} not found: run the grid (python -m tts_utils.collect CONFIG) first")
-    doc = json.loads(mpath.read_text())
+    return merge_plan(json.loads(mpath.read_text()), out, *more)
+
+
+def merge_plan(doc: dict, out: str | Path, *more: str | Path) -> dict[str, Path]:
+    """``merge`` of the plan ``doc`` (a manifest), whatever manifest ``out`` holds now."""
+    out = Path(out)
+    dirs = [out, *map(Path, more)]
     units = [Unit(**{**u, "budgets": tuple(u["budgets"]), "problem_ids": tuple(u["problem_ids"])})
              for u in doc["units"]]
-    missing = [u for u in units if any(find_chunk(f, dirs) is None for f in u.files)]
+    where, damage = {}, {}
+    for u in units:
+        found = {d: unit_damage(u, d) for d in dirs}
+        where[u] = next((d for d, bad in found.items() if bad is None), None)
+        damage[u] = next((bad for bad in found.values() if bad not in (None, "missing")), None)
+    missing = [u for u in units if where[u] is None]
     if missing:
         example = missing[0]
+        damaged = [u for u in missing if damage[u]]
+        note = (f"; {len(damaged)} of them damaged (e.g. {damaged[0].describe()}: {damage[damaged[0]]}): "
+                "rerun the grid to recompute them" if damaged else "")
         raise FileNotFoundError(
-            f"{len(missing)} of {len(units)} work units are not done (e.g. {example.method} N={example.n_run} "
-            f"seed={example.seed} chunk {example.chunk} of {example.dataset}); run the missing shards first")
+            f"{len(missing)} of {len(units)} work units are not done (e.g. {example.describe()}){note}; "
+            "run the missing shards first")
     order = doc["order"]
     rank = {k: {v: i for i, v in enumerate(vals)} for k, vals in order.items()}
     pieces = []
     for u in units:
-        cands = pd.read_parquet(find_chunk(u.files[0], dirs))
-        runs = pd.read_parquet(find_chunk(u.files[1], dirs))
-        group = doc["beam_width"] if u.method == "dvts" else 1
+        cands = pd.read_parquet(where[u] / "chunks" / u.files[0])
+        runs = pd.read_parquet(where[u] / "chunks" / u.files[1])
         for n in u.budgets:
-            c, r = _derive_frames(u, cands, runs, n, group)
+            c = cands[cands["n"] == n].reset_index(drop=True)
+            r = runs[runs["n"] == n].reset_index(drop=True)
             sort_key = (rank["dataset"][u.dataset], rank["policy"][u.policy], rank["prm"][u.prm],
                         rank["method"][u.method], n, rank["seed"][u.seed], u.chunk)
             pieces.append((sort_key, c, r))

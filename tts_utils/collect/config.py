@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from tts_utils.search import METHODS, USES_PRM, SearchConfig, validate_budget
+from tts_utils.search import SearchConfig, get_method, method_names, validate_budget
 from tts_utils.search.pass1_samples import DEFAULT_SEED as PASS1_SEED
 from tts_utils.search.pass1_samples import MIN_SAMPLES as PASS1_MIN_SAMPLES
 
@@ -43,12 +44,16 @@ class GridConfig:
 # ----------------------------------------------------------------------------------- validation
 
 def _as_list(raw: dict, name: str, kind: type, required: bool = True) -> list:
+    """A list field (a single value counts as a list of one); a required one must not be empty:
+    an empty grid would "succeed" with empty tables."""
     if name not in raw or raw[name] is None:
         if required:
             raise ConfigError(f"config field {name!r} is missing")
         return []
     v = raw[name]
     items = v if isinstance(v, list | tuple) else [v]
+    if required and not items:
+        raise ConfigError(f"config field {name!r} is empty")
     for i, x in enumerate(items):
         if kind is int and (isinstance(x, bool) or not isinstance(x, int)):
             raise ConfigError(f"config field {name!r}[{i}] must be an integer, got {x!r}")
@@ -86,13 +91,14 @@ def parse_config(config: dict | str | Path) -> GridConfig:
         raise ConfigError(f"unknown config field(s) {unknown}; known: {sorted(_KEYS)}")
     methods = _as_list(raw, "methods", str)
     for i, m in enumerate(methods):
-        if m not in METHODS:
-            raise ConfigError(f"config field 'methods'[{i}]: unknown method {m!r}; known: {', '.join(METHODS)}")
+        if m not in method_names():
+            raise ConfigError(f"config field 'methods'[{i}]: unknown method {m!r}; known: {', '.join(method_names())}")
     try:
         search = SearchConfig(**{k: raw[k] for k in _SEARCH_KEYS if k in raw})
     except (TypeError, ValueError) as e:
-        raise ConfigError(f"config: {e}") from None
-    needs_n = [m for m in methods if m not in ("cot", "pass1_samples")]
+        # SearchConfig names the field as "SearchConfig.<name>"; a grid config calls it a config field
+        raise ConfigError(re.sub(r"^SearchConfig\.(\w+)", r"config field '\1'", str(e))) from None
+    needs_n = [m for m in methods if get_method(m).budgets == "grid"]
     budgets = _as_list(raw, "n", int, required=bool(needs_n))
     for m in needs_n:
         for n in budgets:
@@ -101,9 +107,9 @@ def parse_config(config: dict | str | Path) -> GridConfig:
             except ValueError as e:
                 raise ConfigError(f"config field 'n': {e}") from None
     prms = _as_list(raw, "prms", str, required=False)
-    if any(USES_PRM[m] for m in methods) and not prms:
+    if any(get_method(m).uses_prm for m in methods) and not prms:
         raise ConfigError("config field 'prms' is empty but methods "
-                          f"{[m for m in methods if USES_PRM[m]]} need a PRM")
+                          f"{[m for m in methods if get_method(m).uses_prm]} need a PRM")
     backend_options = raw.get("backend_options") or {}
     if not isinstance(backend_options, dict):
         raise ConfigError("config field 'backend_options' must be a mapping")

@@ -1,4 +1,4 @@
-"""Step-level beam search guided by a PRM (DESIGN.md section 4), beam width M (default 4).
+"""Step-level beam search guided by a PRM (docs/DESIGN.md, "Search methods"), beam width M (default 4).
 
 Round 1 samples N first steps per problem; the top N/M by the PRM score of their last step are
 kept; each kept beam samples M next steps; repeat. A path ends when its step has no separator,
@@ -50,10 +50,12 @@ from tts_utils.search.common import (
     Timer,
     check_budget,
     derive_seed,
+    generate,
     grade_candidates,
     problems_by_id,
     step_end_reason,
 )
+from tts_utils.search.registry import Method, register
 
 METHOD = "beam_search"
 
@@ -105,11 +107,8 @@ def grouped_beam_search(policy, prm, groups: list[_Group], cfg: SearchConfig, se
                     prompts.append(prompt)
                     seeds.append(derive_seed(seed, method, g.problem.id, g.subtree, rnd, rank, child))
                     slots.append((g, parent, child))
-        gens = policy.generate(prompts, params, seeds)
+        gens = generate(policy, prompts, params, seeds, [g.problem.id for g, _, _ in slots])
         policy_calls += 1
-        if len(gens) != len(prompts):
-            raise RuntimeError(f"policy {getattr(policy, 'name', policy)!r} returned {len(gens)} generations "
-                               f"for {len(prompts)} prompts")
         children: list[tuple[_Group, _Path]] = []
         for (g, parent, child), gen in zip(slots, gens, strict=True):
             path = _Path(parent.steps + [gen.text], parent.step_tokens + [gen.num_tokens],
@@ -204,3 +203,6 @@ def beam_search(policy, prm, problems, n: int, seed: int = 0, config: SearchConf
     with Timer() as t:
         calls = grouped_beam_search(policy, prm, groups, cfg, seed, METHOD)
     return to_result(groups, problems, METHOD, n, seed, t.seconds, calls)
+
+
+register(Method(METHOD, beam_search, uses_prm=True, n_multiple_of_beam=True))

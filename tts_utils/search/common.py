@@ -4,7 +4,7 @@ Vocabulary used across ``tts_utils.search``:
 
 * a **candidate** is one complete solution a method ends with (N of them per problem for a
   budget N), stored with its steps and per-step PRM rewards so that every voting rule of
-  DESIGN.md section 6 can be applied afterwards without regenerating;
+  docs/DESIGN.md, "Voting" can be applied afterwards without regenerating;
 * a **group** is a set of candidates of one problem that were produced together and must be kept
   or dropped together when a run at N_max is subsampled to a smaller N: one sample for BoN and
   majority voting, one subtree (M candidates) for DVTS, the whole problem for beam search.
@@ -14,13 +14,14 @@ Vocabulary used across ``tts_utils.search``:
 from __future__ import annotations
 
 import hashlib
+import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
-from tts_utils.policy import STEP_SEPARATOR, Generation, SamplingParams
+from tts_utils.policy import STEP_SEPARATOR, Generation, PromptError, SamplingParams
 from tts_utils.prompts import split_steps
 
-# Paper sampling (DESIGN.md section 4): T = 0.7, top_p = 1.0 for every TTS method, greedy CoT.
+# Paper sampling (docs/DESIGN.md, "Search methods"): T = 0.7, top_p = 1.0 for every TTS method, greedy CoT.
 TEMPERATURE = 0.7
 TOP_P = 1.0
 BEAM_WIDTH = 4
@@ -31,9 +32,6 @@ MAX_SOLUTION_TOKENS = 8192
 # "ranked": ranked together with the live children, kept only if it makes the cut (the paper's code);
 # "kept": always kept as a candidate, only live children compete for the beam (our earlier rule).
 FINISHED_PATHS = ("ranked", "kept")
-
-# pass1_samples is not a TTS method: the independent sample set that bins problems by difficulty
-METHODS = ("cot", "majority", "best_of_n", "beam_search", "dvts", "pass1_samples")
 
 
 @dataclass(frozen=True)
@@ -53,8 +51,12 @@ class SearchConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"SearchConfig.{name} must be a positive integer, got {v!r}")
-        if not 0 <= self.temperature:
-            raise ValueError(f"SearchConfig.temperature must be >= 0, got {self.temperature!r}")
+        for name in ("temperature", "top_p"):  # a string compared with 0 would raise a TypeError naming nothing
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                raise ValueError(f"SearchConfig.{name} must be a number, got {v!r}")
+        if not 0 <= self.temperature < math.inf:  # NaN fails too
+            raise ValueError(f"SearchConfig.temperature must be a finite number >= 0, got {self.temperature!r}")
         if not 0 < self.top_p <= 1:
             raise ValueError(f"SearchConfig.top_p must be in (0, 1], got {self.top_p!r}")
         if self.finished_paths not in FINISHED_PATHS:
@@ -168,7 +170,7 @@ def derive_seed(*parts: object) -> int:
 def step_end_reason(gen: Generation, depth: int, path_tokens: int, cfg: SearchConfig) -> str | None:
     """Why a path whose latest step is ``gen`` (at 1-based ``depth``) ends, or None if it goes on.
 
-    DESIGN.md section 4: a path ends when a step has no separator, contains \\boxed, hits EOS,
+    docs/DESIGN.md, "Search methods": a path ends when a step has no separator, contains \\boxed, hits EOS,
     or reaches the max depth; we also end it when its tokens reach the solution budget (the
     per-step limit cannot shrink within one batched generate call, so the last step may
     overshoot the solution budget by less than one step).
@@ -204,33 +206,27 @@ class Timer:
         self.seconds = time.perf_counter() - self.start
 
 
-def subsample(result: SearchResult, n: int, group_size: int) -> SearchResult:
-    """The result a run at budget ``n`` would have given, taken from a run at a larger budget.
-
-    Valid only where candidates come in independent groups whose seeds do not depend on N:
-    BoN / majority (group_size 1: the first n samples) and DVTS (group_size M: the first n/M
-    subtrees). Costs are re-added from the kept groups; wall time is scaled by the kept share
-    of groups (an estimate: the run was batched, so per-group time was never measured).
-    """
-    check_budget(n, group_size if group_size > 1 else None, result.method)
-    if n > result.n:
-        raise ValueError(f"cannot subsample {result.method} to N={n} from a run at N={result.n}")
-    groups = n // group_size
-    cands = [replace(c, n=n, steps=list(c.steps), rewards=list(c.rewards), step_tokens=list(c.step_tokens))
-             for c in result.candidates if c.subtree < groups]
-    runs = [replace(r, n=n, group_policy_tokens=r.group_policy_tokens[:groups],
-                    group_prm_tokens=r.group_prm_tokens[:groups]) for r in result.runs]
-    return SearchResult(result.method, n, result.seed, cands, runs,
-                        wall_s=result.wall_s * n / result.n,
-                        policy_calls=result.policy_calls, prm_calls=result.prm_calls,
-                        extra={**result.extra, "derived_from_n": result.n})
-
-
 def problems_by_id(problems) -> dict[str, object]:
     ids = [p.id for p in problems]
     if len(set(ids)) != len(ids):
         raise ValueError("search: problem ids must be unique within one call")
     return {p.id: p for p in problems}
+
+
+def generate(policy, prompts: list[str], params: SamplingParams, seeds: list[int],
+             problem_ids: list[str]) -> list[Generation]:
+    """``policy.generate`` for prompts of the given problems (one id per prompt): a prompt the
+    model refuses is reported by its problem id, not by its position in a batch."""
+    if not prompts:
+        return []
+    try:
+        gens = policy.generate(prompts, params, seeds)
+    except PromptError as e:
+        raise PromptError(f"problem {problem_ids[e.index]!r}: {e}", e.index) from None
+    if len(gens) != len(prompts):
+        raise RuntimeError(f"policy {getattr(policy, 'name', policy)!r} returned {len(gens)} generations "
+                           f"for {len(prompts)} prompts")
+    return gens
 
 
 def sample_solutions(policy, problems, n: int, seed: int, params: SamplingParams, method: str,
@@ -248,10 +244,7 @@ def sample_solutions(policy, problems, n: int, seed: int, params: SamplingParams
             prompts.append(prompt)
             seeds.append(derive_seed(seed, namespace, p.id, i))
             keys.append((p.id, i))
-    gens = policy.generate(prompts, params, seeds) if prompts else []
-    if len(gens) != len(prompts):
-        raise RuntimeError(f"policy {getattr(policy, 'name', policy)!r} returned {len(gens)} generations "
-                           f"for {len(prompts)} prompts")
+    gens = generate(policy, prompts, params, seeds, [pid for pid, _ in keys])
     cands: list[Candidate] = []
     tokens: dict[str, list[int]] = {p.id: [] for p in problems}
     for (pid, i), g in zip(keys, gens, strict=True):

@@ -10,6 +10,7 @@ from tts_utils.search.common import (
     problems_by_id,
     sample_solutions,
 )
+from tts_utils.search.registry import Method, register
 
 METHOD = "cot"
 
@@ -23,3 +24,10 @@ def cot(policy, problems, seed: int = 0, config: SearchConfig | None = None) -> 
                                        METHOD, namespace="cot")
     grade_candidates(cands, {p.id: p.answer for p in problems})
     return SearchResult(METHOD, 1, seed, cands, runs, wall_s=t.seconds, policy_calls=1 if problems else 0)
+
+
+def _run(policy, prm, problems, n, seed, config):
+    return cot(policy, problems, seed, config)
+
+
+register(Method(METHOD, _run, uses_prm=False, budgets="one"))

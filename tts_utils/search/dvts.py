@@ -15,13 +15,14 @@ children of that last expansion as the subtree's candidates, some of which can b
 partial solutions; we keep expanding instead so that every candidate is a complete path.)
 
 Subtree k's seeds depend on k but not on N, so a run at N is exactly the first N/M subtrees of
-a run at N_max: ``common.subsample(result, n, group_size=M)``.
+a run at N_max: ``search.derive`` (group size M).
 """
 
 from __future__ import annotations
 
 from tts_utils.search.beam_search import _Group, _Path, grouped_beam_search, to_result
 from tts_utils.search.common import SearchConfig, SearchResult, Timer, check_budget, problems_by_id
+from tts_utils.search.registry import Method, register
 
 METHOD = "dvts"
 
@@ -37,3 +38,10 @@ def dvts(policy, prm, problems, n: int, seed: int = 0, config: SearchConfig | No
     with Timer() as t:
         calls = grouped_beam_search(policy, prm, groups, cfg, seed, METHOD)
     return to_result(groups, problems, METHOD, n, seed, t.seconds, calls)
+
+
+def _subtree_size(config: SearchConfig) -> int:
+    return config.beam_width
+
+
+register(Method(METHOD, dvts, uses_prm=True, n_multiple_of_beam=True, derivable=True, group_size=_subtree_size))

@@ -15,6 +15,7 @@ from tts_utils.search.common import (
     problems_by_id,
     sample_solutions,
 )
+from tts_utils.search.registry import Method, register
 
 METHOD = "majority"
 
@@ -35,3 +36,10 @@ def majority_answer(answers: list[str | None]) -> str | None:
     from tts_utils.voting import select
 
     return select(answers, None, "majority")
+
+
+def _run(policy, prm, problems, n, seed, config):
+    return majority(policy, problems, n, seed, config)
+
+
+register(Method(METHOD, _run, uses_prm=False, derivable=True))

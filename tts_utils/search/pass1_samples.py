@@ -19,6 +19,7 @@ from tts_utils.search.common import (
     problems_by_id,
     sample_solutions,
 )
+from tts_utils.search.registry import Method, register
 
 METHOD = "pass1_samples"
 NAMESPACE = "pass1"
@@ -37,3 +38,10 @@ def pass1_samples(policy, problems, n: int, seed: int = DEFAULT_SEED,
                                        namespace=NAMESPACE)
     grade_candidates(cands, {p.id: p.answer for p in problems})
     return SearchResult(METHOD, n, seed, cands, runs, wall_s=t.seconds, policy_calls=1 if problems else 0)
+
+
+def _run(policy, prm, problems, n, seed, config):
+    return pass1_samples(policy, problems, n, seed, config)
+
+
+register(Method(METHOD, _run, uses_prm=False, budgets="pass1"))

@@ -23,10 +23,11 @@ from tts_utils.tinyworld import task
 from tts_utils.tinyworld.common import DATA, ROOT, RUNS, log
 
 PY = sys.executable
-POLICY_LANES = [["tiny-policy-l", "tiny-policy-xs"], ["tiny-policy-s", "tiny-policy-m"]]
-PRM_LANES = [["tiny-prm-skywork", "tiny-prm-rlhflow-terse"],
-             ["tiny-prm-qwen", "tiny-prm-rlhflow-verbose", "tiny-prm-shepherd"]]
-STAGES = ["test-sets", "policies", "prm-sample", "prm-rollout", "prm-train", "evaluate", "report"]
+POLICY_LANES = [["tiny-policy-l"], ["tiny-policy-m", "tiny-policy-s", "tiny-policy-xs"]]
+PRM_LANES = [["tiny-prm-qwen"],
+             ["tiny-prm-skywork", "tiny-prm-rlhflow-terse", "tiny-prm-rlhflow-verbose", "tiny-prm-shepherd"]]
+STAGES = ["test-sets", "policies", "evaluate-policies", "prm-sample", "prm-rollout", "prm-train", "evaluate-prms",
+          "report"]
 LOG = "build.log"
 
 
@@ -81,9 +82,12 @@ def stage_prm_train() -> list[float]:
     return _lanes([[_m("train_prm", "train", "--names", *lane)] for lane in PRM_LANES])
 
 
-def stage_evaluate() -> list[float]:
-    return _lanes([[_m("evaluate", "--names", *POLICY_LANES[i]), _m("train_prm", "evaluate", "--names", *PRM_LANES[i])]
-            for i in range(2)])
+def stage_evaluate_policies() -> list[float]:
+    return _lanes([[_m("evaluate", "--names", *lane)] for lane in POLICY_LANES])
+
+
+def stage_evaluate_prms() -> list[float]:
+    return _lanes([[_m("train_prm", "evaluate", "--names", *lane)] for lane in PRM_LANES])
 
 
 def stage_report() -> None:
@@ -93,7 +97,8 @@ def stage_report() -> None:
 
 
 RUN = {"test-sets": stage_test_sets, "policies": stage_policies, "prm-sample": stage_prm_sample,
-       "prm-rollout": stage_prm_rollout, "prm-train": stage_prm_train, "evaluate": stage_evaluate,
+       "prm-rollout": stage_prm_rollout, "prm-train": stage_prm_train,
+       "evaluate-policies": stage_evaluate_policies, "evaluate-prms": stage_evaluate_prms,
        "report": stage_report}
 
 

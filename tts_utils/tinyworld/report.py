@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import json
-import math
-from collections import Counter
 
 from tts_utils.tinyworld.common import DATA, RUNS, write_json
 from tts_utils.tinyworld.train_policy import POLICIES
@@ -32,57 +30,62 @@ def build_seconds(timings: dict) -> dict | None:
     return {"wall_s": round(sum(walls.values()), 1), "two_idle_cores_s": round(idle, 1), "stages_wall_s": walls}
 
 
-def fisher_greater(a: int, n_a: int, b: int, n_b: int) -> float:
-    """One-sided Fisher exact p-value that a/n_a is above b/n_b (hypergeometric upper tail)."""
-    k, n = a + b, n_a + n_b
-    total = math.comb(n, k)
-    return sum(math.comb(n_a, x) * math.comb(n_b, k - x) for x in range(a, min(k, n_a) + 1)) / total
+def _target(tid: str, target: str, measured, met: bool) -> dict:
+    return {"id": tid, "target": target, "measured": measured, "met": bool(met)}
 
 
-def falls_within_noise(correct: list[int], n: int, alpha: float = 0.05) -> bool:
-    """Accuracy falls with level up to sampling noise: L1 is significantly above L5, and no level is
-    significantly above an easier one (one-sided Fisher exact tests at ``alpha``, ``n`` problems a
-    level). The strict check fails on floor ties like 0/100 then 1/100; this one does not."""
-    if fisher_greater(correct[0], n, correct[-1], n) >= alpha:
-        return False
-    return all(fisher_greater(correct[j], n, correct[i], n) >= alpha
-               for i in range(len(correct)) for j in range(i + 1, len(correct)))
-
-
-def problems_per_level() -> dict[int, int]:
-    """tinymath500's problems a level (greedy accuracy is measured on all of them)."""
-    return Counter(json.loads(line)["level"] for line in (DATA / "tinymath500.jsonl").read_text().splitlines()
-                   if line.strip())
-
-
-def policy_properties(evals: dict[str, dict], params: dict[str, int]) -> dict:
-    names = sorted(evals, key=lambda n: params[n])
-    per_level = problems_per_level()
-    if len(set(per_level.values())) != 1:
-        raise ValueError(f"tinymath500 should have as many problems at every level, has {dict(per_level)}")
-    n_level = per_level[1]
-    acc = [evals[n]["greedy"]["tinymath500"] for n in names]
-    largest = evals[names[-1]]
-    levels = {n: [evals[n]["greedy"][f"L{lv}"] for lv in (1, 2, 3, 4, 5)] for n in names}
-    gaps = {}
-    for n in names:
-        e = evals[n]
-        gaps[n] = {g: round(e["pass@k"][g] - e["greedy_on_sample"][g], 4) for g in e["pass@k"]}
-    return {
-        "order_by_params": names,
-        "greedy_rises_with_size": all(a < b for a, b in zip(acc, acc[1:], strict=False)),
-        "greedy_tinymath500": dict(zip(names, acc, strict=True)),
-        "accuracy_falls_with_level": {n: all(a >= b for a, b in zip(v, v[1:], strict=False))
-                                      for n, v in levels.items()},
-        "accuracy_falls_with_level_within_noise": {
-            n: falls_within_noise([round(a * n_level) for a in v], n_level) for n, v in levels.items()},
-        "accuracy_L1_above_L5": {n: v[0] > v[-1] for n, v in levels.items()},
-        "largest_below_60_on_L5": largest["greedy"]["L5"] < 0.6,
-        "largest_below_60_on_tinyhard30": largest["greedy"]["tinyhard30"] < 0.6,
-        "pass_at_k_minus_greedy_on_sample": gaps,
-        "pass_at_k_above_greedy_every_size": {
-            n: sum(evals[n]["pass@k"].values()) > sum(evals[n]["greedy_on_sample"].values()) for n in names},
-    }
+def targets(policies: dict, prms: dict, weight_bytes: int, build: dict | None) -> list[dict]:
+    """The world's measurable targets (the regimes of the paper it must span), each with its
+    measured value and met / not met. Properties of the world, never of the study's verdicts."""
+    pols = sorted(policies, key=lambda n: policies[n]["train"]["params"])
+    ev = {n: policies[n]["eval"] for n in pols}
+    params = [policies[n]["train"]["params"] for n in pols]
+    greedy = [ev[n]["greedy"]["tinymath500"] for n in pols]
+    large = pols[-1]
+    levels = {n: [ev[n]["greedy"][f"L{lv}"] for lv in (1, 2, 3, 4, 5)] for n in pols}
+    p64 = {n: ev[n]["pass@k"]["pass@64"] for n in pols}
+    gap = {n: round(p64[n]["tinymath500"] - ev[n]["greedy_on_sample"]["tinymath500"], 4) for n in pols}
+    out = [
+        _target("1 policy ladder", ">= 4 policies of one family, >= 30x apart in parameters",
+                {"n": len(pols), "ratio": round(params[-1] / params[0], 1)}, len(pols) >= 4 and params[-1] >= 30 * params[0]),
+        _target("1 policy ladder", "greedy on tinymath500: smallest <= 25%, largest >= 65%, strictly rising with size",
+                dict(zip(pols, greedy, strict=True)),
+                greedy[0] <= 0.25 and greedy[-1] >= 0.65 and all(a < b for a, b in zip(greedy, greedy[1:], strict=False))),
+        _target("2 difficulty ladder", "greedy accuracy strictly falls with level (L1 > ... > L5), every policy",
+                levels, all(all(a > b for a, b in zip(v, v[1:], strict=False)) for v in levels.values())),
+        _target("2 difficulty ladder", "largest policy >= 90% on level 1 and <= 30% on level 5",
+                {"L1": levels[large][0], "L5": levels[large][-1]}, levels[large][0] >= 0.9 and levels[large][-1] <= 0.3),
+        _target("2 difficulty ladder", "tinyhard30 greedy <= 15% for every policy",
+                {n: ev[n]["greedy"]["tinyhard30"] for n in pols}, all(ev[n]["greedy"]["tinyhard30"] <= 0.15 for n in pols)),
+        _target("2 difficulty ladder", "tinyhard30 pass@64 >= 20% for the largest",
+                p64[large]["tinyhard30"], p64[large]["tinyhard30"] >= 0.2),
+        _target("3 headroom", "pass@64 - greedy on tinymath500 (held-out sample) >= 30 points for every policy but the "
+                "largest, >= 15 for the largest", gap,
+                all(gap[n] >= 0.3 for n in pols[:-1]) and gap[large] >= 0.15),
+        _target("3 headroom", "pass@64 >= 50% on level 5 for the largest", p64[large]["L5"], p64[large]["L5"] >= 0.5),
+    ]
+    if prms:
+        f1 = {n: p["eval"]["processbench"]["f1"] for n, p in prms.items()}
+        fmts = {p["train"]["fmt"] for p in prms.values()}
+        best = max(f1, key=f1.get)
+        curve = prms[best]["eval"]["best_of_n"]["last"]
+        rises = {pol: [c["4"], c[max(c, key=int)]] for pol, c in curve.items()}
+        out += [
+            _target("4 PRM ladder", ">= 5 PRMs in the four real formats", {"n": len(prms), "formats": sorted(fmts)},
+                    len(prms) >= 5 and len(fmts) == 4),
+            _target("4 PRM ladder", "first-error F1 (every policy's 64 samples of held-out problems) spans >= 0.35, "
+                    "the strongest >= 0.85", f1, max(f1.values()) - min(f1.values()) >= 0.35 and f1[best] >= 0.85),
+            _target("4 PRM ladder", f"the strongest PRM ({best}) verifies: Best-of-N (PRM-Last-Max) accuracy at N = 64 "
+                    "above N = 4 for every policy", rises, all(b > a for a, b in rises.values())),
+        ]
+    minority = {n: min(ev[n]["verbose_step_fraction"], 1 - ev[n]["verbose_step_fraction"]) for n in pols}
+    out.append(_target("5 length twins", "every policy writes the minority style in >= 25% of its steps at T = 0.7",
+                       minority, all(v >= 0.25 for v in minority.values())))
+    if build:
+        out.append(_target("6 build", "make tinyworld <= 60 minutes on 2 idle cores",
+                           round(build["two_idle_cores_s"] / 60, 1), build["two_idle_cores_s"] <= 3600))
+    out.append(_target("6 build", "weights <= 30 MB", round(weight_bytes / 1e6, 1), weight_bytes <= 30e6))
+    return out
 
 
 def write_report() -> dict:
@@ -106,7 +109,6 @@ def write_report() -> dict:
                       "train_tokens_note": "PRM training tokens plus those of the policy it starts from"}
     write_json(DATA / "models.json", manifest)
     evals = {n: p["eval"] for n, p in policies.items() if p["eval"]}
-    params = {n: p["train"]["params"] for n, p in policies.items()}
     timings = _load("timings.json") or {}  # from build.py: each stage's wall time and lanes' CPU time
     report = {
         "timings_s": timings,
@@ -114,12 +116,14 @@ def write_report() -> dict:
         "total_weight_bytes": sum(p["bytes"] for p in policies.values()) + sum(p["bytes"] for p in prms.values()),
         "policies": policies,
         "prms": prms,
-        "policy_properties": policy_properties(evals, params) if len(evals) == len(policies) and evals else None,
     }
+    if evals and len(evals) == len(policies):
+        report["targets"] = targets(policies, {n: p for n, p in prms.items() if p["eval"]}, report["total_weight_bytes"],
+                                    report["build_s"])
     write_json(DATA / "report.json", report)
     return report
 
 
 if __name__ == "__main__":
     r = write_report()
-    print(json.dumps({k: r[k] for k in ("timings_s", "total_weight_bytes", "policy_properties")}, indent=1))
+    print(json.dumps({k: r.get(k) for k in ("timings_s", "total_weight_bytes", "targets")}, indent=1))

@@ -24,7 +24,6 @@ import time
 
 import torch
 from transformers import (
-    AutoTokenizer,
     LlamaConfig,
     LlamaForCausalLM,
     MistralConfig,
@@ -36,33 +35,53 @@ from transformers import (
 from tts_utils.prm import PRM_CLASSES
 from tts_utils.tinyworld import task
 from tts_utils.tinyworld.common import DATA, RUNS, generate, log, lr_at, n_params, save_model, setup
-from tts_utils.tinyworld.tokenizer import VOCAB_SIZE, build_tokenizer
-from tts_utils.tinyworld.train_policy import POLICIES, prompt
+from tts_utils.tinyworld.evaluate import load_policy
+from tts_utils.tinyworld.tokenizer import MS_TAG, VOCAB_SIZE, build_tokenizer
+from tts_utils.tinyworld.train_policy import POLICIES, kv_heads, prompt
 from tts_utils.value_head import Qwen2ValueHeadConfig, Qwen2ValueHeadModel
 
 PRM_DATA = RUNS / "prm_data"
 LOG = "prms.log"
 SAMPLE_SEED = 4242
 N_SAMPLE_PROBLEMS = 2000      # training problems sampled once by every policy
-N_HELDOUT_PER_LEVEL = 40      # tinymath500 problems per level sampled once by every policy (PRM eval)
+SAMPLE_LEVEL_WEIGHTS = (2, 2, 2, 2, 2, 1)  # levels 1-5 and the hard length
 ROLLOUT_POLICY = "tiny-policy-m"
 ROLLOUT_K = 4
-N_ROLLOUT_SAMPLES = 2400      # samples that get Monte-Carlo labels
-ROLLOUT_SOURCES = ("tiny-policy-s", "tiny-policy-m")  # whose samples get them
-MAX_STEPS = 12
+N_ROLLOUT_SAMPLES = 2000      # samples (of every policy, equally) that get Monte-Carlo labels
+MAX_STEPS = 24
 
-# name -> format, architecture, the policy it starts from, label source, training-solution style
+# name -> format, the policy it starts from, label source ("exact": the step checker; "mc":
+# Monte-Carlo rollouts), whose samples it learns from, how many, the style its training steps are
+# rewritten in ("mixed" keeps them as sampled), and why it is as weak or strong as it is: each PRM's
+# quality comes from a cause the paper names, never from corrupted labels.
+ALL = ("tiny-policy-xs", "tiny-policy-s", "tiny-policy-m", "tiny-policy-l")
+# the length twins: everything but the style their training steps are rewritten in
+_TWIN = dict(fmt="rlhflow", init="tiny-policy-m", labels="exact", sources=("tiny-policy-s",), max_solutions=None,
+             steps=250, lr=1e-3)
 PRMS = {
-    "tiny-prm-shepherd": dict(fmt="math-shepherd", init="tiny-policy-s", labels="mc", style="mixed",
-                              steps=200, lr=1e-3),
-    "tiny-prm-rlhflow-terse": dict(fmt="rlhflow", init="tiny-policy-m", labels="mc", style="terse",
-                                   steps=200, lr=1e-3),
-    "tiny-prm-rlhflow-verbose": dict(fmt="rlhflow", init="tiny-policy-m", labels="mc", style="verbose",
-                                     steps=200, lr=1e-3),
-    "tiny-prm-skywork": dict(fmt="skywork", init="tiny-policy-l", labels="exact", style="mixed",
-                             steps=200, lr=1e-3),
-    "tiny-prm-qwen": dict(fmt="qwen-prm", init="tiny-policy-l", labels="exact", style="mixed",
-                          steps=200, lr=1e-3),
+    "tiny-prm-shepherd": dict(
+        fmt="math-shepherd", init="tiny-policy-s", labels="mc", sources=ALL, max_solutions=None, style="mixed",
+        steps=300, lr=1e-3,
+        cause="noisy labels: Monte-Carlo estimation (a step is '+' if one of 4 rollouts by tiny-policy-m "
+              "reaches the answer; the rollout policy fails long chains, so correct steps get '-'), on a small "
+              "backbone"),
+    "tiny-prm-rlhflow-terse": dict(
+        _TWIN, style="terse",
+        cause="distribution shift: trained only on another policy's samples (tiny-policy-s, whose "
+              "mistakes are earlier and coarser than the larger policies'); every training step rewritten terse"),
+    "tiny-prm-rlhflow-verbose": dict(
+        _TWIN, style="verbose",
+        cause="distribution shift, as its terse twin: the same samples and labels, every training step "
+              "rewritten verbose (the length twins differ in nothing else)"),
+    "tiny-prm-skywork": dict(
+        fmt="skywork", init="tiny-policy-m", labels="exact", sources=ALL, max_solutions=2000, style="mixed",
+        steps=500, lr=1e-3,
+        cause="less data (a quarter of the exact-labelled samples) and a mid-size backbone"),
+    "tiny-prm-qwen": dict(
+        fmt="qwen-prm", init="tiny-policy-l", labels="exact", sources=ALL, max_solutions=None, style="mixed",
+        steps=700, lr=1e-3,
+        cause="the strong one: exact step labels on every policy's samples, all the data, the largest "
+              "backbone"),
 }
 BATCH = 32
 
@@ -78,59 +97,49 @@ def _read(path):
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def load_policy(name):
-    d = DATA / name
-    return LlamaForCausalLM.from_pretrained(d).eval(), AutoTokenizer.from_pretrained(d)
-
-
-def sample_problems():
-    """Training problems for PRM data (a seed of their own; never a test problem) and held-out
-    tinymath500 problems (the PRM evaluation's)."""
-    train = task.train_problems(N_SAMPLE_PROBLEMS, seed=SAMPLE_SEED)
-    train = [{"problem": task.problem_text(t), "answer": str(task.value(t)), "level": lv} for lv, t in train]
-    m500 = [json.loads(x) for x in (DATA / "tinymath500.jsonl").read_text().splitlines()]
-    held = [r for lv in (1, 2, 3, 4, 5) for r in [x for x in m500 if x["level"] == lv][:N_HELDOUT_PER_LEVEL]]
-    return train, held
+def sample_problems() -> list[dict]:
+    """Training problems for PRM data (a seed of their own; never a test problem)."""
+    train = task.train_problems(N_SAMPLE_PROBLEMS, seed=SAMPLE_SEED, weights=SAMPLE_LEVEL_WEIGHTS)
+    return [{"problem": task.problem_text(p), "answer": str(task.value(p)), "level": lv} for lv, p in train]
 
 
 def sample_policy(name: str, problems: list[dict], seed: int) -> list[dict]:
     setup(seed)
     model, tok = load_policy(name)
     outs = generate(model, tok, [prompt(tok, r["problem"]) for r in problems], temperature=0.7,
-                    max_new_tokens=420, seed=seed, batch_size=256)  # levels 1-5: references are < 350 chars
+                    max_new_tokens=800, seed=seed, batch_size=256)  # the hard length: ~550 characters
     recs = []
     for r, text in zip(problems, outs, strict=True):
         steps = task.split_steps(text)
-        if not steps or len(steps) > MAX_STEPS:
+        if not steps or len(steps) > MAX_STEPS or MS_TAG in text:  # the tag would misplace Math-Shepherd's reads
             continue
         recs.append({"problem": r["problem"], "answer": r["answer"], "level": r["level"], "policy": name,
-                     "steps": steps, "style": task.step_style(steps[0]),
-                     "exact": task.check_solution(r["problem"], steps),
+                     "steps": steps, "exact": task.check_solution(r["problem"], steps),
                      "correct": task.is_correct(text, r["answer"])})
     return recs
 
 
 def stage_sample(names=None):
-    train, held = sample_problems()
+    train = sample_problems()
     for name in names or list(POLICIES):
         i = list(POLICIES).index(name)  # the seed follows the policy, not the order of the call
         t0 = time.time()
         recs = sample_policy(name, train, SAMPLE_SEED + i)
         _write(PRM_DATA / f"train_{name}.jsonl", recs)
-        hrecs = sample_policy(name, held, SAMPLE_SEED + 100 + i)
-        _write(PRM_DATA / f"heldout_{name}.jsonl", hrecs)
         bad = sum(not all(r["exact"]) for r in recs)
-        log(f"sampled {name}: {len(recs)} train ({bad} with a wrong step), {len(hrecs)} held out, "
-            f"{time.time() - t0:.0f}s", LOG)
+        log(f"sampled {name}: {len(recs)} train ({bad} with a wrong step), {time.time() - t0:.0f}s", LOG)
 
 
 def rollout_pool() -> list[dict]:
-    """The samples that get Monte-Carlo labels: a seeded subset of all policies' training samples."""
+    """The samples that get Monte-Carlo labels: a seeded subset of every policy's training samples,
+    an equal share each."""
     pool = []
-    for name in ROLLOUT_SOURCES:
-        pool += _read(PRM_DATA / f"train_{name}.jsonl")
+    for name in ALL:
+        recs = _read(PRM_DATA / f"train_{name}.jsonl")
+        random.Random(SAMPLE_SEED).shuffle(recs)
+        pool += recs[: N_ROLLOUT_SAMPLES // len(ALL)]
     random.Random(SAMPLE_SEED).shuffle(pool)
-    return pool[:N_ROLLOUT_SAMPLES]
+    return pool
 
 
 def stage_rollout(part: int = 0, parts: int = 1):
@@ -146,7 +155,7 @@ def stage_rollout(part: int = 0, parts: int = 1):
             for _ in range(ROLLOUT_K):
                 prompts.append(base + "".join(r["steps"][: j + 1]))
                 where.append((i, j))
-    outs = generate(model, tok, prompts, temperature=0.7, max_new_tokens=300, seed=SAMPLE_SEED + 7 + part,
+    outs = generate(model, tok, prompts, temperature=0.7, max_new_tokens=700, seed=SAMPLE_SEED + 7 + part,
                     batch_size=256)
     hits = {}
     for (i, j), o in zip(where, outs, strict=True):
@@ -161,19 +170,22 @@ def stage_rollout(part: int = 0, parts: int = 1):
         f"on {agree}/{total} steps, {time.time() - t0:.0f}s", LOG)
 
 
-def training_records(spec: dict, seed: int = 0) -> list[dict]:
+def training_records(spec: dict) -> list[dict]:
     if spec["labels"] == "mc":
         recs = []
         for p in sorted(PRM_DATA.glob("rollout_*.jsonl")):
-            recs += _read(p)
+            recs += [r for r in _read(p) if r["policy"] in spec["sources"]]
         for r in recs:
             r["labels"] = r["mc"]
     else:
         recs = []
-        for name in POLICIES:
+        for name in spec["sources"]:
             recs += _read(PRM_DATA / f"train_{name}.jsonl")
         for r in recs:
             r["labels"] = r["exact"]
+    if spec["max_solutions"]:
+        random.Random(SAMPLE_SEED).shuffle(recs)
+        recs = recs[: spec["max_solutions"]]
     if spec["style"] != "mixed":
         # the same samples (problems, mistakes, labels), every step rewritten in one style: two PRMs
         # trained this way differ only in the style (length) of their training solutions
@@ -186,7 +198,7 @@ def training_records(spec: dict, seed: int = 0) -> list[dict]:
 
 def _backbone_kwargs(p: dict) -> dict:
     return dict(vocab_size=VOCAB_SIZE, hidden_size=p["hidden"], intermediate_size=p["inter"],
-                num_hidden_layers=p["layers"], num_attention_heads=p["heads"], num_key_value_heads=p["heads"],
+                num_hidden_layers=p["layers"], num_attention_heads=p["heads"], num_key_value_heads=kv_heads(p["heads"]),
                 max_position_embeddings=2048, rms_norm_eps=1e-5, rope_theta=10000.0)
 
 
@@ -300,30 +312,47 @@ def train_one(name: str, spec: dict | None = None, steps: int | None = None, sav
         save_model(model, tok, DATA / name)
     info = {"name": name, "params": n_params(model), "train_tokens": tokens, "steps": steps, "curve": curve,
             "n_solutions": len(data), "frac_plus": round(pos_frac, 4), "seconds": round(time.time() - t0, 1),
-            "init_tokens": init_tokens, **{k: spec[k] for k in ("fmt", "init", "labels", "style")}}
+            "init_tokens": init_tokens, "sources": list(spec["sources"]),
+            **{k: spec[k] for k in ("fmt", "init", "labels", "style", "cause")}}
     (RUNS / f"train_{name}.json").write_text(json.dumps(info))
     return model, tok, info
 
 
 # ------------------------------------------------------------------------------- evaluation
 
+PRM_EVAL_PER_LEVEL = 12
+
+
 def heldout_records() -> list[dict]:
+    """What Best-of-N selects from: every policy's k = 64 samples at T = 0.7 of held-out tinymath500
+    problems (the first PRM_EVAL_PER_LEVEL a level of those tts_utils.tinyworld.evaluate sampled),
+    one record per sample with its steps and exact labels."""
     recs = []
     for name in POLICIES:
-        recs += _read(PRM_DATA / f"heldout_{name}.jsonl")
+        seen: dict[int, int] = {}
+        for x in _read(RUNS / f"samples_{name}.jsonl"):
+            seen[x["level"]] = seen.get(x["level"], 0) + 1
+            if x["level"] > 5 or seen[x["level"]] > PRM_EVAL_PER_LEVEL:
+                continue
+            for j, text in enumerate(x["texts"]):
+                if MS_TAG in text:  # never written by a trained policy (no training text has it)
+                    continue
+                steps = task.split_steps(text)[:MAX_STEPS] or [text]
+                recs.append({"problem": x["problem"], "answer": x["answer"], "level": x["level"], "policy": name,
+                             "unique_id": x["unique_id"], "sample": j, "steps": steps,
+                             "exact": task.check_solution(x["problem"], steps), "correct": x["correct"][j]})
     return recs
 
 
-def processbench_f1(prm, recs: list[dict], threshold: float = 0.5) -> dict:
+def processbench_f1(recs: list[dict], rewards: list[list[float]], threshold: float = 0.5) -> dict:
     """ProcessBench's measure: predicted first error = first step scored below ``threshold``
     (-1 if none); accuracy on erroneous and on correct solutions, and their harmonic mean."""
-    scores = prm.score([r["problem"] for r in recs], [r["steps"] for r in recs])
     err_hits, err_n, ok_hits, ok_n, step_hits, step_n = 0, 0, 0, 0, 0, 0
-    for r, s in zip(recs, scores, strict=True):
+    for r, s in zip(recs, rewards, strict=True):
         truth = task.first_error(r["problem"], r["steps"])
         if truth >= len(r["steps"]):  # no answer at all: the last step is where it goes wrong
             truth = len(r["steps"]) - 1
-        pred = next((i for i, x in enumerate(s.rewards) if x < threshold), -1)
+        pred = next((i for i, x in enumerate(s) if x < threshold), -1)
         if truth == -1:
             ok_n += 1
             ok_hits += pred == -1
@@ -331,7 +360,7 @@ def processbench_f1(prm, recs: list[dict], threshold: float = 0.5) -> dict:
             err_n += 1
             err_hits += pred == truth
         step_n += len(r["exact"])
-        step_hits += sum((x >= threshold) == y for x, y in zip(s.rewards, r["exact"], strict=True))
+        step_hits += sum((x >= threshold) == y for x, y in zip(s, r["exact"], strict=True))
     acc_err = err_hits / max(1, err_n)
     acc_ok = ok_hits / max(1, ok_n)
     f1 = 0.0 if acc_err + acc_ok == 0 else 2 * acc_err * acc_ok / (acc_err + acc_ok)
@@ -339,14 +368,38 @@ def processbench_f1(prm, recs: list[dict], threshold: float = 0.5) -> dict:
             "n_erroneous": err_n, "n_correct": ok_n, "step_accuracy": round(step_hits / max(1, step_n), 4)}
 
 
+BON_NS = (1, 4, 16, 64)
+
+
+def best_of_n_curves(recs: list[dict], rewards: list[list[float]]) -> dict:
+    """Best-of-N accuracy with PRM-Max (the answer of the best-scored sample), per policy and N,
+    aggregating step scores by their minimum and by the last one: each problem's 64 samples are cut
+    into 64/N disjoint groups of N and the accuracy is averaged over groups and problems."""
+    by = {}
+    for r, s in zip(recs, rewards, strict=True):
+        by.setdefault((r["policy"], r["unique_id"]), []).append((r["sample"], r["correct"], min(s), s[-1]))
+    out = {}
+    for agg, col in (("min", 2), ("last", 3)):
+        curves = {}
+        for (pol, _), xs in sorted(by.items()):
+            xs.sort()
+            for n in [n for n in BON_NS if n <= len(xs)]:
+                groups = [xs[g: g + n] for g in range(0, len(xs) - n + 1, n)]
+                # ties go to the earlier sample, as the study's voting does
+                hits = [max(grp, key=lambda x: (x[col], -x[0]))[1] for grp in groups]
+                curves.setdefault(pol, {}).setdefault(n, []).append(sum(hits) / len(hits))
+        out[agg] = {pol: {str(n): round(sum(v) / len(v), 4) for n, v in c.items()} for pol, c in curves.items()}
+    return out
+
+
 def length_preference(prm, n_per_level: int = 20) -> dict:
-    """The same correct solutions written terse and verbose (same reduction order): how often the
-    PRM scores the verbose one higher (PRM-min and PRM-last), and the mean differences."""
+    """The same correct solutions written all terse and all verbose: how often the PRM scores the
+    verbose one higher (PRM-min and PRM-last), and the mean differences."""
     m500 = [json.loads(x) for x in (DATA / "tinymath500.jsonl").read_text().splitlines()]
     probs = [r for lv in (1, 2, 3, 4, 5) for r in [x for x in m500 if x["level"] == lv][-n_per_level:]]
-    trees = [task.expression_of(r["problem"]) for r in probs]
-    terse = prm.score([r["problem"] for r in probs], [task.solve(t, "terse") for t in trees])
-    verbose = prm.score([r["problem"] for r in probs], [task.solve(t, "verbose") for t in trees])
+    problems = [task.parse_problem(r["problem"]) for r in probs]
+    terse = prm.score([r["problem"] for r in probs], [task.solve(p, "terse") for p in problems])
+    verbose = prm.score([r["problem"] for r in probs], [task.solve(p, "verbose") for p in problems])
     dmin = [min(v.rewards) - min(t.rewards) for t, v in zip(terse, verbose, strict=True)]
     dlast = [v.rewards[-1] - t.rewards[-1] for t, v in zip(terse, verbose, strict=True)]
     return {"n": len(probs),
@@ -362,17 +415,19 @@ def evaluate_prm(name: str) -> dict:
 
     setup(0)
     t0 = time.time()
-    prm = load_prm(name, batch_size=32) if name in _registry_names() else \
-        load_prm(str(DATA / name), prm_format=PRMS[name]["fmt"], batch_size=32)
+    prm = load_prm(name, batch_size=64) if name in _registry_names() else \
+        load_prm(str(DATA / name), prm_format=PRMS[name]["fmt"], batch_size=64)
     recs = heldout_records()
-    res = {"name": name, "processbench": processbench_f1(prm, recs),
-           "by_style": {st: processbench_f1(prm, [r for r in recs if r["style"] == st])
-                        for st in ("terse", "verbose")},
+    rewards = [s.rewards for s in prm.score([r["problem"] for r in recs], [r["steps"] for r in recs])]
+    pols = sorted({r["policy"] for r in recs})
+    res = {"name": name, "n_samples": len(recs), "processbench": processbench_f1(recs, rewards),
+           "by_policy": {p: processbench_f1(*zip(*[(r, s) for r, s in zip(recs, rewards, strict=True)
+                                                  if r["policy"] == p], strict=True)) for p in pols},
+           "best_of_n": best_of_n_curves(recs, rewards),
            "length_preference": length_preference(prm)}
     res["seconds"] = round(time.time() - t0, 1)
-    log(f"{name}: F1 {res['processbench']['f1']} (terse {res['by_style']['terse']['f1']}, verbose "
-        f"{res['by_style']['verbose']['f1']}), verbose-higher(min) "
-        f"{res['length_preference']['frac_verbose_higher_min']} ({res['seconds']:.0f}s)", LOG)
+    log(f"{name}: F1 {res['processbench']['f1']}, BoN-last {json.dumps(res['best_of_n']['last'])}, verbose-higher"
+        f"(min) {res['length_preference']['frac_verbose_higher_min']} ({res['seconds']:.0f}s)", LOG)
     (RUNS / f"eval_{name}.json").write_text(json.dumps(res, indent=1))
     return res
 

@@ -1,0 +1,42 @@
+"""Null calibration of every finding's verdict: the real verdict functions (tts_utils.study) on
+200 simulated tables with no true effect say "agrees" or "disagrees" at most 5% of the time each,
+and find a planted effect (power). The README's calibration table comes from the same code
+(python -m tts_utils.calibration --readme, 200 planted tables there; 40 here, for time)."""
+
+import pytest
+
+from tts_utils import calibration, paths
+
+
+@pytest.fixture(scope="module")
+def rates():
+    return calibration.calibrate(tables=calibration.TABLES, power_tables=40)
+
+
+def test_false_agree_and_disagree_rates_are_at_most_5_percent_per_finding(rates):
+    assert [r.finding for r in rates] == list(calibration.FINDINGS)
+    assert all(r.tables >= 200 for r in rates)
+    for r in rates:
+        assert r.false_agree <= 0.05, r
+        assert r.false_disagree <= 0.05, r
+
+
+def test_a_planted_effect_is_found_more_often_than_a_false_one(rates):
+    for r in rates:
+        assert r.power > max(r.false_agree, 0.05), r
+
+
+def test_calibration_is_deterministic():
+    a = calibration.calibrate(tables=3, findings=("F1", "F7"))
+    assert a == calibration.calibrate(tables=3, findings=("F1", "F7"))
+
+
+def test_the_readme_has_the_calibration_section_and_the_table_names_every_finding():
+    text = paths.README.read_text()
+    assert calibration.README_START in text and calibration.README_END in text
+    section = text.split(calibration.README_START, 1)[1].split(calibration.README_END, 1)[0]
+    if "| finding |" in section:  # written by `python -m tts_utils.calibration --readme`
+        for f in calibration.FINDINGS:
+            assert f"| {f} |" in section
+    md = calibration.markdown([calibration.Rates(f, 0.01, 0.02, 0.9, 200, 200) for f in calibration.FINDINGS])
+    assert all(f"| {f} |" in md for f in calibration.FINDINGS) and "| 1.0% | 2.0% | 90.0% |" in md
