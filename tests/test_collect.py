@@ -308,7 +308,6 @@ def test_pass1_config_errors(tmp_path, over, message):
         C.parse_config(grid(tmp_path, **over))
 
 
-<<<<<<< HEAD
 def test_worker_processes_give_the_same_tables_as_one_process(tmp_path, tests_on_path):
     from tts_utils.collect import pool
 
@@ -345,7 +344,8 @@ def _count_units(k: int, *, on_unit, models) -> None:
         raise ValueError("unit 13 failed")
     for _ in range(k):
         on_unit(1, 10)
-=======
+
+
 def _small(tmp_path: Path, **over) -> dict:
     return grid(tmp_path, methods=["majority", "best_of_n"], n=[4], seeds=[0], **over)  # 7 problems, 3 chunks
 
@@ -405,4 +405,3 @@ def test_a_second_grid_into_a_busy_output_directory_is_refused(tmp_path, calls, 
     assert C.load_results(out)[1]["problem_id"].nunique() == 6
     C.collect(_small(tmp_path, limit=3), progress=False)  # once the other has finished
     assert C.load_results(out)[1]["problem_id"].nunique() == 3
->>>>>>> main

@@ -7,11 +7,8 @@ import itertools
 import os
 import sys
 import time
-<<<<<<< HEAD
-from collections.abc import Callable
-=======
 import warnings
->>>>>>> main
+from collections.abc import Callable
 from pathlib import Path
 
 from tts_utils.collect.cache import (
@@ -42,13 +39,8 @@ from tts_utils.collect.config import (
 from tts_utils.collect.pool import groups, run_parallel
 from tts_utils.data import DataError, load_dataset
 from tts_utils.progress import Progress
-<<<<<<< HEAD
-from tts_utils.search import run_method
-from tts_utils.threads import study_threads, study_workers, torch_threads
-=======
 from tts_utils.search import derive, run_method
-from tts_utils.threads import torch_threads
->>>>>>> main
+from tts_utils.threads import study_threads, study_workers, torch_threads
 
 
 def _load_model(cfg: GridConfig, kind: str, name: str):
@@ -85,24 +77,6 @@ def collect(config: dict | str | Path, shard: str | None = None, out: str | Path
     fingerprints = {("policy", p): model_fingerprint(cfg, "policy", p) for p in cfg.policies}
     fingerprints.update({("prm", p): model_fingerprint(cfg, "prm", p) for p in cfg.prms})
     units = plan(cfg, data, fingerprints)
-<<<<<<< HEAD
-    write_manifest(out_dir, cfg, units)
-
-    mine = [u for u in units if shard_spec is None or u.chunk % shard_spec[1] == shard_spec[0]]
-    todo = [u for u in mine if any(find_chunk(f, [out_dir]) is None for f in u.files)]
-    by_id = {ds: {p.id: p for p in probs} for ds, probs in data.items()}
-    positions = {ds: {p.id: i for i, p in enumerate(probs)} for ds, probs in data.items()}
-    # A fixed thread count per process (TTS_THREADS), and TTS_WORKERS processes: see tts_utils.threads.
-    _run_units(cfg, todo, by_id, positions, out_dir, progress, total=sum(len(u.problem_ids) for u in mine),
-               done=sum(len(u.problem_ids) for u in mine if u not in todo),
-               workers=study_workers() if workers is None else workers)
-    try:
-        return merge(out_dir)
-    except FileNotFoundError:
-        if shard_spec is None:
-            raise
-        return None  # other shards still running; the last one to finish merges
-=======
     doc = manifest(cfg, units)
     with grid_lock(out_dir, grid_id(doc)):
         write_manifest(out_dir, doc)
@@ -118,16 +92,16 @@ def collect(config: dict | str | Path, shard: str | None = None, out: str | Path
                 todo.append(u)
         by_id = {ds: {p.id: p for p in probs} for ds, probs in data.items()}
         positions = {ds: {p.id: i for i, p in enumerate(probs)} for ds, probs in data.items()}
-        with torch_threads():  # a fixed thread count (TTS_THREADS): see tts_utils.threads
-            _run_units(cfg, todo, by_id, positions, out_dir, progress, total=sum(len(u.problem_ids) for u in mine),
-                       done=sum(len(u.problem_ids) for u in mine if u not in todo))
+        # A fixed thread count per process (TTS_THREADS), and TTS_WORKERS processes: see tts_utils.threads.
+        _run_units(cfg, todo, by_id, positions, out_dir, progress, total=sum(len(u.problem_ids) for u in mine),
+                   done=sum(len(u.problem_ids) for u in mine if u not in todo),
+                   workers=study_workers() if workers is None else workers)
         try:
             return merge_plan(doc, out_dir)  # this grid's plan, whatever another process wrote since
         except FileNotFoundError:
             if shard_spec is None:
                 raise
             return None  # other shards still running; the last one to finish merges
->>>>>>> main
 
 
 class _SampleMemo:
@@ -196,7 +170,6 @@ def _run_group(cfg: GridConfig, todo: list[Unit], by_id: dict, positions: dict, 
     for u in todo:
         pairs.setdefault((u.policy, u.prm), []).append(u)
     policy_name, policy = None, None
-<<<<<<< HEAD
     for (pol_name, prm_name), units in sorted(pairs.items(), key=lambda kv: (cfg.policies.index(kv[0][0]),
                                                                               kv[0][1] != "", kv[0][1])):
         if pol_name != policy_name:
@@ -207,37 +180,14 @@ def _run_group(cfg: GridConfig, todo: list[Unit], by_id: dict, positions: dict, 
         for u in units:
             problems = [by_id[u.dataset][pid] for pid in u.problem_ids]
             t0 = time.perf_counter()
-            result = run_method(u.method, policy, prm, problems, u.n_run, u.seed, policy_search(cfg, u.policy))
+            search = policy_search(cfg, u.policy)
+            result = run_method(u.method, policy, prm, problems, u.n_run, u.seed, search)
             wall = time.perf_counter() - t0
-            cands, runs = unit_frames(u, result, problems, positions[u.dataset], wall)
-            # runs file first: a unit counts as done only when both files exist
-            atomic_parquet(runs, out_dir / "chunks" / u.files[1])
-            atomic_parquet(cands, out_dir / "chunks" / u.files[0])
+            results = [derive(result, n, search) if n != u.n_run else result for n in u.budgets]
+            cands, runs = unit_frames(u, results, problems, positions[u.dataset], wall)
+            write_unit(u, cands, runs, out_dir / "chunks")
             on_unit(len(problems), result.policy_tokens)
         prm = None
-=======
-    try:
-        for (pol_name, prm_name), units in sorted(pairs.items(), key=lambda kv: (cfg.policies.index(kv[0][0]),
-                                                                                  kv[0][1] != "", kv[0][1])):
-            if pol_name != policy_name:
-                policy = None  # free the previous policy before loading the next
-                policy = _SampleMemo(_load_model(cfg, "policy", pol_name))
-                policy_name = pol_name
-            prm = _load_model(cfg, "prm", prm_name) if prm_name else None
-            for u in units:
-                problems = [by_id[u.dataset][pid] for pid in u.problem_ids]
-                t0 = time.perf_counter()
-                search = policy_search(cfg, u.policy)
-                result = run_method(u.method, policy, prm, problems, u.n_run, u.seed, search)
-                wall = time.perf_counter() - t0
-                results = [derive(result, n, search) if n != u.n_run else result for n in u.budgets]
-                cands, runs = unit_frames(u, results, problems, positions[u.dataset], wall)
-                write_unit(u, cands, runs, out_dir / "chunks")
-                bar.update(len(problems), result.policy_tokens)
-            prm = None
-    finally:
-        bar.close()
->>>>>>> main
 
 
 def main(argv: list[str] | None = None) -> int:
