@@ -114,7 +114,7 @@ def test_goals_judge_each_measured_figure():
     assert table[2]["value"] == "lowest 30% (q, batch 32)"
     assert table[3]["value"] == "1.70x (beam_search, N=16)"
     assert table[6]["value"].startswith("1.40x")
-    assert "| 2 | 8.0 | 40.0 | 5.00x |" in bench.to_markdown({"machine": bench.machine(), "busy": report["busy"]})
+    assert "| 2 | 1 | 8.0 | 40.0 | 5.00x |" in bench.to_markdown({"machine": bench.machine(), "busy": report["busy"]})
 
 
 def test_search_section_with_scripted_doubles():
@@ -199,13 +199,13 @@ def test_busy_machine_rows_start_and_stop_a_competitor(monkeypatch):
             return 0
 
     def run(cmd, cwd, env, **k):
-        runs.append((env["TTS_THREADS"], len(others), all(o.killed for o in others)))
+        runs.append((env["TTS_THREADS"], env["TTS_WORKERS"], len(others), all(o.killed for o in others)))
         return Done()
 
     monkeypatch.setattr(subprocess, "run", run)
-    rows = bench.bench_busy(threads=(1, 2), competitor=Competitor)
-    assert [(r["threads"], r["busy"], r["ok"]) for r in rows] == [(1, False, True), (1, True, True),
-                                                                  (2, False, True), (2, True, True)]
+    rows = bench.bench_busy(configs=((1, 1), (1, 2)), competitor=Competitor)
+    assert [(r["threads"], r["workers"], r["busy"], r["ok"]) for r in rows] == [
+        (1, 1, False, True), (1, 1, True, True), (1, 2, False, True), (1, 2, True, True)]
     # each busy run has a live competitor, killed afterwards
-    assert runs == [("1", 0, True), ("1", 1, False), ("2", 1, True), ("2", 2, False)]
+    assert runs == [("1", "1", 0, True), ("1", "1", 1, False), ("1", "2", 1, True), ("1", "2", 2, False)]
     assert all(o.killed for o in others)

@@ -308,6 +308,44 @@ def test_pass1_config_errors(tmp_path, over, message):
         C.parse_config(grid(tmp_path, **over))
 
 
+def test_worker_processes_give_the_same_tables_as_one_process(tmp_path, tests_on_path):
+    from tts_utils.collect import pool
+
+    serial = C.collect(grid(tmp_path, out=str(tmp_path / "serial")), progress=False, workers=1)
+    try:
+        parallel = C.collect(grid(tmp_path, out=str(tmp_path / "parallel")), progress=False, workers=2)
+        # a second grid reuses the running pool (another seed: new units)
+        more = C.collect(grid(tmp_path, out=str(tmp_path / "more"), seeds=[2]), progress=False, workers=2)
+    finally:
+        pool.shutdown()
+    for name in ("candidates", "runs"):
+        frames_equal(pd.read_parquet(serial[name]), pd.read_parquet(parallel[name]))
+    assert len(pd.read_parquet(more["runs"])) == len(pd.read_parquet(serial["runs"])) // 2
+
+
+def test_worker_progress_adds_up_to_the_grid(tmp_path, tests_on_path):
+    from tts_utils.collect import pool
+
+    seen = []
+    try:
+        pool.run_parallel(_count_units, [(3,), (4,), (5,)], workers=2, threads=1, grid_id="g",
+                          on_unit=lambda n, t: seen.append((n, t)))
+        with pytest.raises(ValueError, match="unit 13 failed"):
+            pool.run_parallel(_count_units, [(2,), (13,)], workers=2, threads=1, grid_id="h",
+                              on_unit=lambda n, t: None)
+    finally:
+        pool.shutdown()
+    assert sum(n for n, _ in seen) == 12 and sum(t for _, t in seen) == 120
+
+
+def _count_units(k: int, *, on_unit, models) -> None:
+    """A job for the pool: k units of one problem and 10 tokens each (13 fails)."""
+    if k == 13:
+        raise ValueError("unit 13 failed")
+    for _ in range(k):
+        on_unit(1, 10)
+
+
 def _small(tmp_path: Path, **over) -> dict:
     return grid(tmp_path, methods=["majority", "best_of_n"], n=[4], seeds=[0], **over)  # 7 problems, 3 chunks
 

@@ -41,7 +41,7 @@ from pathlib import Path
 import papermill
 import yaml
 
-from tts_utils import paths
+from tts_utils import paths, threads
 
 NOTEBOOK_DIR = paths.NOTEBOOKS_DIR
 PARAMS_DIR = NOTEBOOK_DIR / "params"
@@ -210,6 +210,18 @@ def update_readme(figures_dir: Path, readme: Path = paths.README) -> bool:
     return replace_section(readme, README_START, README_END, findings_markdown(figures_dir, readme.parent))
 
 
+def _default_workers(profile: dict) -> int:
+    """Several worker processes only where they pay: tiny models on CPU (one process per GPU or
+    server otherwise)."""
+    if os.environ.get(threads.WORKERS_ENV):
+        return threads.study_workers()
+    if profile["defaults"].get("backend", "transformers") != "transformers":
+        return 1
+    import torch
+
+    return 1 if torch.cuda.is_available() else threads.default_workers()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", default="cpu", help="notebooks/params/<profile>.yaml (smoke, cpu, paper)")
@@ -219,13 +231,20 @@ def main(argv: list[str] | None = None) -> int:
                     help="afterwards, rewrite README.md's findings table from the verdicts in figures/")
     ap.add_argument("--write-params", action="store_true",
                     help="only (re)write the flat papermill parameter files notebooks/params/<profile>/*.yaml")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="processes per grid (TTS_WORKERS for the notebooks; default: TTS_WORKERS if set, else one "
+                         "per TTS_THREADS cores for a CPU transformers profile, else 1)")
     args = ap.parse_args(argv)
     try:
         if args.write_params:
             print(f"{len(write_parameter_files())} parameter files written under {PARAMS_DIR}")
             return 0
+        workers = args.workers or _default_workers(load_profile(args.profile))
+        if workers < 1:
+            raise ProfileError(f"--workers must be >= 1, got {workers}")
+        os.environ[threads.WORKERS_ENV] = str(workers)  # the notebooks' kernels inherit it
         run(args.profile, args.only, args.log_output)
-    except ProfileError as e:
+    except (ProfileError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.readme and update_readme(paths.FIGURES_DIR):

@@ -4,7 +4,8 @@ torch starts one OpenMP thread per core. For the tiny world's small tensors that
 on a machine where another process keeps a core busy those threads spin waiting for each other:
 4-5x slower on 2 cores (``make bench`` measures it, "busy machine"). So the study computes on a
 fixed number of threads, ``TTS_THREADS`` (default 1): more cores are better used by more
-processes than by more threads. Fixed also means reproducible: the thread count sets the order of
+processes than by more threads: ``TTS_WORKERS`` worker processes run a grid's work units
+(tts_utils.collect.pool; `make figures` starts one per ``TTS_THREADS`` cores). Fixed also means reproducible: the thread count sets the order of
 float reductions, so another count can move a score in its last bits.
 """
 
@@ -14,21 +15,40 @@ import contextlib
 import os
 
 ENV = "TTS_THREADS"
-DEFAULT = 1
+WORKERS_ENV = "TTS_WORKERS"
 
 
-def study_threads() -> int:
-    """The thread count of the study's computations: ``TTS_THREADS`` if set, else 1."""
-    raw = os.environ.get(ENV, "").strip()
+def _positive(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
     if not raw:
-        return DEFAULT
+        return default
     try:
         n = int(raw)
     except ValueError:
         n = 0
     if n < 1:
-        raise ValueError(f"{ENV} must be a positive integer, got {raw!r}")
+        raise ValueError(f"{name} must be a positive integer, got {raw!r}")
     return n
+
+
+def study_threads() -> int:
+    """The thread count of the study's computations: ``TTS_THREADS`` if set, else 1."""
+    return _positive(ENV, 1)
+
+
+def study_workers() -> int:
+    """Worker processes of a grid (``collect``): ``TTS_WORKERS`` if set, else 1. ``make figures``
+    sets it to the cores available per ``TTS_THREADS`` (``default_workers``)."""
+    return _positive(WORKERS_ENV, 1)
+
+
+def default_workers() -> int:
+    """One worker per ``study_threads()`` cores this process may use."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores // study_threads())
 
 
 @contextlib.contextmanager

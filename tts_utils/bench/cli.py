@@ -114,10 +114,11 @@ def run(args, loader: Callable[[str, str], object] | None = None, log=print) -> 
         for r in report["search"]:
             log(f"search N={r['n']} {r['method']}: {r['wall_s']:.2f} s, x{r['rel_s_per_token']:.2f} BoN per token")
     if "busy" in sections:
-        log("busy machine: the figures proxy quiet and beside one CPU-bound process, 1 and 2 torch threads ...")
+        log("busy machine: the figures proxy quiet and beside one CPU-bound process (threads, workers) ...")
         report["busy"] = bench_busy(timeout_s=args.figures_timeout)
         for r in report["busy"]:
-            log(f"  {r['threads']} thread(s), {'busy' if r['busy'] else 'quiet'}: {r['wall_s']:.1f} s")
+            log(f"  {r['threads']} thread(s), {r['workers']} worker(s), {'busy' if r['busy'] else 'quiet'}: "
+                f"{r['wall_s']:.1f} s")
     if args.figures and not args.no_figures:
         log(f"figures: timing `make figures` ({args.figures_profile} profile), {args.figures} ...")
         report["figures"] = bench_figures(args.figures_profile, cold=args.figures == "cold+warm",

@@ -56,7 +56,7 @@ def bench_figures(profile: str = "cpu", cold: bool = True, keep: bool = False,
 # A small slice of the study (`make figures`' work, minutes -> seconds): the largest policy with a
 # PRM, Best-of-N and beam search, cold (a fresh output directory each run).
 PROXY_GRID = {"datasets": ["tinymath500"], "policies": ["tiny-policy-l"], "prms": ["tiny-prm-skywork"],
-              "methods": ["best_of_n", "beam_search"], "n": [16], "seeds": [0], "limit": 8, "chunk_size": 8,
+              "methods": ["best_of_n", "beam_search"], "n": [16], "seeds": [0], "limit": 8, "chunk_size": 4,
               **cpu_profile_lengths()}
 
 
@@ -65,11 +65,15 @@ def _busy_loop() -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", "while True: pass"])
 
 
-def bench_busy(threads: tuple[int, ...] = (1, 2), grid: dict | None = None, timeout_s: float = 1800.0,
-               competitor: Callable[[], subprocess.Popen] = _busy_loop) -> list[dict]:
+def bench_busy(configs: tuple[tuple[int, int], ...] = ((1, 1), (2, 1), (1, 2)), grid: dict | None = None,
+               timeout_s: float = 1800.0, competitor: Callable[[], subprocess.Popen] = _busy_loop) -> list[dict]:
     """The figures proxy's wall time on a quiet machine and with one other CPU-bound process, for
-    each torch thread count (``TTS_THREADS``): the study's 1, and 2 (torch's default on 2 cores).
-    Each run is a fresh ``python -m tts_utils.collect`` process with a fresh output directory."""
+    each (torch threads, worker processes) in ``configs`` (``TTS_THREADS``, ``TTS_WORKERS``): one
+    process on the study's 1 thread, one on 2 threads (torch's default on 2 cores), and 2 worker
+    processes of 1 thread (what `make figures` runs on 2 cores). The proxy has two chunks, so two
+    workers have a group each. Each run is a fresh ``python -m tts_utils.collect`` process with a
+    fresh output directory.
+    """
     import json
     import os
     import tempfile
@@ -77,12 +81,12 @@ def bench_busy(threads: tuple[int, ...] = (1, 2), grid: dict | None = None, time
     tmp = Path(tempfile.mkdtemp(prefix="tts-bench-busy-"))
     rows = []
     try:
-        for n in threads:
+        for n, workers in configs:
             for busy in (False, True):
-                out = tmp / f"t{n}-{'busy' if busy else 'quiet'}"
+                out = tmp / f"t{n}-w{workers}-{'busy' if busy else 'quiet'}"
                 config = tmp / f"{out.name}.json"  # JSON is YAML
                 config.write_text(json.dumps({**(grid or PROXY_GRID), "out": str(out)}))
-                env = {**os.environ, "TTS_THREADS": str(n), "OMP_NUM_THREADS": str(n)}
+                env = {**os.environ, "TTS_THREADS": str(n), "OMP_NUM_THREADS": str(n), "TTS_WORKERS": str(workers)}
                 other = competitor() if busy else None
                 start = time.perf_counter()
                 try:
@@ -96,7 +100,7 @@ def bench_busy(threads: tuple[int, ...] = (1, 2), grid: dict | None = None, time
                     if other is not None:
                         other.kill()
                         other.wait()
-                rows.append({"threads": n, "busy": busy, "wall_s": time.perf_counter() - start, "ok": ok,
+                rows.append({"threads": n, "workers": workers, "busy": busy, "wall_s": time.perf_counter() - start, "ok": ok,
                              "error": None if ok else error})
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -59,15 +59,16 @@ def _busy_table(report: dict) -> list[str]:
     if not rows:
         return []
     out = ["", "Busy machine: the figures proxy (tiny-policy-l + tiny-prm-skywork, Best-of-N and beam search, N = 16, "
-               "8 problems, cold) alone and beside one other CPU-bound process, per torch thread count "
-               "(`TTS_THREADS`; the study's default is 1).", "",
-           "| torch threads | quiet s | busy s | busy / quiet |", "| ---: | ---: | ---: | ---: |"]
-    for n in dict.fromkeys(r["threads"] for r in rows):
-        quiet = next((r for r in rows if r["threads"] == n and not r["busy"]), None)
-        busy = next((r for r in rows if r["threads"] == n and r["busy"]), None)
+               "8 problems in 2 chunks, cold) alone and beside one other CPU-bound process, per torch thread count "
+               "and worker processes (`TTS_THREADS`, `TTS_WORKERS`; `make figures` runs 1 thread and one worker per "
+               "core).", "",
+           "| torch threads | workers | quiet s | busy s | busy / quiet |", "| ---: | ---: | ---: | ---: | ---: |"]
+    for n, w in dict.fromkeys((r["threads"], r.get("workers", 1)) for r in rows):
+        quiet = next((r for r in rows if (r["threads"], r.get("workers", 1)) == (n, w) and not r["busy"]), None)
+        busy = next((r for r in rows if (r["threads"], r.get("workers", 1)) == (n, w) and r["busy"]), None)
         cells = ["-" if r is None else f"{r['wall_s']:.1f}" + ("" if r["ok"] else " (FAILED)") for r in (quiet, busy)]
         ratio = f"{busy['wall_s'] / quiet['wall_s']:.2f}x" if quiet and busy and quiet["ok"] and busy["ok"] else "-"
-        out.append(f"| {n} | {cells[0]} | {cells[1]} | {ratio} |")
+        out.append(f"| {n} | {w} | {cells[0]} | {cells[1]} | {ratio} |")
     return out
 
 
@@ -109,11 +110,15 @@ def goals(report: dict) -> list[dict]:
                     "value": ", ".join(f"N={r['n']}: {r['prm_run_per_token']:.2f} run vs {r['prm_per_token']:.2f} counted"
                                        for r in beams), "met": None})
     busy = report.get("busy") or []
-    quiet = next((r for r in busy if r["threads"] == 1 and not r["busy"] and r["ok"]), None)
-    loaded = next((r for r in busy if r["threads"] == 1 and r["busy"]), None)
+    # judged on what `make figures` runs here: 1 thread, and the most worker processes measured
+    study = max((r.get("workers", 1) for r in busy if r["threads"] == 1), default=1)
+    quiet = next((r for r in busy if (r["threads"], r.get("workers", 1)) == (1, study) and not r["busy"] and r["ok"]),
+                 None)
+    loaded = next((r for r in busy if (r["threads"], r.get("workers", 1)) == (1, study) and r["busy"]), None)
     if quiet and loaded:
         ratio = loaded["wall_s"] / quiet["wall_s"]
-        out.append({"goal": "busy machine: the figures proxy beside one CPU-bound process within 1.5x of its quiet time",
+        out.append({"goal": f"busy machine: the figures proxy ({study} worker(s) of 1 thread, as `make figures`) beside "
+                            "one CPU-bound process within 1.5x of its quiet time",
                     "value": f"{ratio:.2f}x ({quiet['wall_s']:.1f} s quiet, {loaded['wall_s']:.1f} s busy)"
                              + ("" if loaded["ok"] else " (FAILED)"),
                     "met": loaded["ok"] and ratio <= 1.5})

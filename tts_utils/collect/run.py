@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import itertools
+import os
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 from tts_utils.collect.cache import (
@@ -33,10 +36,11 @@ from tts_utils.collect.config import (
     parse_shard,
     policy_search,
 )
+from tts_utils.collect.pool import groups, run_parallel
 from tts_utils.data import DataError, load_dataset
 from tts_utils.progress import Progress
 from tts_utils.search import derive, run_method
-from tts_utils.threads import torch_threads
+from tts_utils.threads import study_threads, study_workers, torch_threads
 
 
 def _load_model(cfg: GridConfig, kind: str, name: str):
@@ -52,9 +56,10 @@ def _load_model(cfg: GridConfig, kind: str, name: str):
 
 
 def collect(config: dict | str | Path, shard: str | None = None, out: str | Path | None = None,
-            progress: bool = True) -> dict[str, Path] | None:
+            progress: bool = True, workers: int | None = None) -> dict[str, Path] | None:
     """Run (the missing part of) a grid; returns the final table paths, or None when this shard
-    finished its part but other shards have not."""
+    finished its part but other shards have not. ``workers``: processes that run work units in
+    parallel (default ``TTS_WORKERS``, else 1; see tts_utils.collect.pool)."""
     cfg = parse_config(config)
     if out is not None:
         cfg.out = str(out)
@@ -87,9 +92,10 @@ def collect(config: dict | str | Path, shard: str | None = None, out: str | Path
                 todo.append(u)
         by_id = {ds: {p.id: p for p in probs} for ds, probs in data.items()}
         positions = {ds: {p.id: i for i, p in enumerate(probs)} for ds, probs in data.items()}
-        with torch_threads():  # a fixed thread count (TTS_THREADS): see tts_utils.threads
-            _run_units(cfg, todo, by_id, positions, out_dir, progress, total=sum(len(u.problem_ids) for u in mine),
-                       done=sum(len(u.problem_ids) for u in mine if u not in todo))
+        # A fixed thread count per process (TTS_THREADS), and TTS_WORKERS processes: see tts_utils.threads.
+        _run_units(cfg, todo, by_id, positions, out_dir, progress, total=sum(len(u.problem_ids) for u in mine),
+                   done=sum(len(u.problem_ids) for u in mine if u not in todo),
+                   workers=study_workers() if workers is None else workers)
         try:
             return merge_plan(doc, out_dir)  # this grid's plan, whatever another process wrote since
         except FileNotFoundError:
@@ -126,35 +132,62 @@ class _SampleMemo:
 
 
 def _run_units(cfg: GridConfig, todo: list[Unit], by_id: dict, positions: dict, out_dir: Path, progress: bool,
-               total: int, done: int) -> None:
+               total: int, done: int, workers: int) -> None:
     bar = Progress(total=total, initial=done, desc=f"collect {Path(cfg.out).name}", enabled=progress)
+    try:
+        jobs = groups(todo)
+        if workers > 1 and len(jobs) > 1:
+            # each job carries only its own problems to its worker
+            jobs = [(cfg, units, {u.dataset: by_id[u.dataset] for u in units[:1]},
+                     {u.dataset: positions[u.dataset] for u in units[:1]}, out_dir) for units in jobs]
+            run_parallel(_run_group, jobs, min(workers, len(jobs)), study_threads(),
+                         grid_id=(os.getpid(), next(_GRIDS)), on_unit=bar.update)
+        else:
+            with torch_threads():
+                _run_group(cfg, todo, by_id, positions, out_dir, on_unit=bar.update)
+    finally:
+        bar.close()
+
+
+_GRIDS = itertools.count()
+
+
+def _run_group(cfg: GridConfig, todo: list[Unit], by_id: dict, positions: dict, out_dir: Path, *,
+               on_unit: Callable[[int, int], None], models: dict | None = None) -> None:
+    """Run units and write their chunk files; ``on_unit(problems, generated tokens)`` after each.
+    ``models``: loaded models to reuse and add to (a worker's); None loads each model when needed
+    and frees it after."""
+    def load(kind: str, name: str):
+        if models is None:
+            return _load_model(cfg, kind, name)
+        if (kind, name) not in models:
+            models[kind, name] = _load_model(cfg, kind, name)
+        return models[kind, name]
+
     # Execution order groups units by model pair so each pair is loaded once (table order is
     # fixed by merge, not by this order).
     pairs: dict[tuple[str, str], list[Unit]] = {}
     for u in todo:
         pairs.setdefault((u.policy, u.prm), []).append(u)
     policy_name, policy = None, None
-    try:
-        for (pol_name, prm_name), units in sorted(pairs.items(), key=lambda kv: (cfg.policies.index(kv[0][0]),
-                                                                                  kv[0][1] != "", kv[0][1])):
-            if pol_name != policy_name:
-                policy = None  # free the previous policy before loading the next
-                policy = _SampleMemo(_load_model(cfg, "policy", pol_name))
-                policy_name = pol_name
-            prm = _load_model(cfg, "prm", prm_name) if prm_name else None
-            for u in units:
-                problems = [by_id[u.dataset][pid] for pid in u.problem_ids]
-                t0 = time.perf_counter()
-                search = policy_search(cfg, u.policy)
-                result = run_method(u.method, policy, prm, problems, u.n_run, u.seed, search)
-                wall = time.perf_counter() - t0
-                results = [derive(result, n, search) if n != u.n_run else result for n in u.budgets]
-                cands, runs = unit_frames(u, results, problems, positions[u.dataset], wall)
-                write_unit(u, cands, runs, out_dir / "chunks")
-                bar.update(len(problems), result.policy_tokens)
-            prm = None
-    finally:
-        bar.close()
+    for (pol_name, prm_name), units in sorted(pairs.items(), key=lambda kv: (cfg.policies.index(kv[0][0]),
+                                                                              kv[0][1] != "", kv[0][1])):
+        if pol_name != policy_name:
+            policy = None  # free the previous policy before loading the next
+            policy = _SampleMemo(load("policy", pol_name))
+            policy_name = pol_name
+        prm = load("prm", prm_name) if prm_name else None
+        for u in units:
+            problems = [by_id[u.dataset][pid] for pid in u.problem_ids]
+            t0 = time.perf_counter()
+            search = policy_search(cfg, u.policy)
+            result = run_method(u.method, policy, prm, problems, u.n_run, u.seed, search)
+            wall = time.perf_counter() - t0
+            results = [derive(result, n, search) if n != u.n_run else result for n in u.budgets]
+            cands, runs = unit_frames(u, results, problems, positions[u.dataset], wall)
+            write_unit(u, cands, runs, out_dir / "chunks")
+            on_unit(len(problems), result.policy_tokens)
+        prm = None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -178,9 +211,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shard", help="run part i of n (0-based), e.g. 0/4")
     ap.add_argument("--out", help="output directory (overrides the config's `out`)")
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="processes running work units in parallel (default: TTS_WORKERS, else 1)")
     args = ap.parse_args(argv)
     try:
-        paths = collect(args.config, shard=args.shard, out=args.out, progress=not args.no_progress)
+        paths = collect(args.config, shard=args.shard, out=args.out, progress=not args.no_progress,
+                        workers=args.workers)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
