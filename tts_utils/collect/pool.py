@@ -36,6 +36,11 @@ def groups(units: list) -> list[list]:
 def _init(q) -> None:
     global _QUEUE
     _QUEUE = q
+    # A worker's stderr is the terminal of `make figures`: keep transformers' per-model loading
+    # bars off it (the grid's own bar, in the parent, shows progress).
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
 
 def _run_group(fn: Callable, grid_id: object, threads: int, args: tuple) -> tuple[int, int]:
