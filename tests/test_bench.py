@@ -209,3 +209,15 @@ def test_busy_machine_rows_start_and_stop_a_competitor(monkeypatch):
     # each busy run has a live competitor, killed afterwards
     assert runs == [("1", "1", 0, True), ("1", "1", 1, False), ("1", "2", 1, True), ("1", "2", 2, False)]
     assert all(o.killed for o in others)
+
+
+def test_the_bench_searches_with_the_cpu_profiles_lengths():
+    # The bench times the searches `make figures` runs: its lengths come from the cpu profile, so a
+    # change of the profile cannot leave the bench timing another workload.
+    from tts_utils.bench.cli import parser
+    from tts_utils.run_notebooks import load_profile
+
+    profile = load_profile("cpu")["defaults"]
+    args = parser().parse_args([])
+    for key in ("max_step_tokens", "max_solution_tokens"):
+        assert getattr(args, key) == bench.PROXY_GRID[key] == profile[key]
