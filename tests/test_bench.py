@@ -220,4 +220,4 @@ def test_the_bench_searches_with_the_cpu_profiles_lengths():
     profile = load_profile("cpu")["defaults"]
     args = parser().parse_args([])
     for key in ("max_step_tokens", "max_solution_tokens"):
-        assert getattr(args, key) == bench.PROXY_GRID[key] == profile[key]
+        assert getattr(args, key) == bench.proxy_grid()[key] == profile[key]

@@ -189,8 +189,8 @@ def test_manifest_and_weights():
 @built
 def test_shipped_policies_reproduce_their_report_and_targets():
     """The shipped weights, re-measured here (greedy on all of levels 1, 2 and 5; ~10 s), give exactly
-    the report's accuracies, and the report's policy targets that say "met" hold for what is re-measured:
-    accuracy rises with size on these levels and falls with level, the largest policy's L1 / L5 bounds."""
+    the report's accuracies, so the targets the report computes from them (see the next test) hold
+    for the weights; and accuracy on the easy levels rises with size."""
     from tts_utils.tinyworld.evaluate import _generate, load_policy, load_sets
 
     report = json.loads((DATA / "report.json").read_text())
@@ -205,11 +205,6 @@ def test_shipped_policies_reproduce_their_report_and_targets():
             outs = _generate(model, tok, probs, 1, temperature=0.0, seed=0, batch_size=128)
             greedy[name, lv] = sum(task.is_correct(o, r["answer"]) for o, r in zip(outs, probs, strict=True)) / len(probs)
             assert greedy[name, lv] == report["policies"][name]["eval"]["greedy"][f"L{lv}"], (name, lv)
-    met = {t["target"]: t["met"] for t in report["targets"]}
-    if met["greedy accuracy strictly falls with level (L1 > ... > L5), every policy"]:
-        assert all(greedy[n, 1] > greedy[n, 2] > greedy[n, 5] for n in pols), greedy
-    if met["largest policy >= 90% on level 1 and <= 30% on level 5"]:
-        assert greedy[pols[-1], 1] >= 0.9 and greedy[pols[-1], 5] <= 0.3
     easy = [greedy[n, 1] + greedy[n, 2] for n in pols]
     assert easy == sorted(easy), easy
 

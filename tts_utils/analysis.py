@@ -57,8 +57,14 @@ def bootstrap_test(values: Sequence[float] | np.ndarray, n_boot: int = 2000, ci:
     alpha = (1 - ci) / 2
     # means of 0/1 differences carry float noise around an exact 0
     means = np.where(np.abs(means) < 1e-12, 0.0, means)
-    p = min(1.0, 2 * min(float(np.mean(means <= 0)), float(np.mean(means >= 0))))
-    return float(x.mean()), float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha)), p
+    return float(x.mean()), float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha)), bootstrap_p(means)
+
+
+def bootstrap_p(boots: np.ndarray, null: float = 0.0) -> float:
+    """Two-sided bootstrap p-value of "the statistic = ``null``": twice the smaller share of
+    bootstrap values on either side of it (so p < 0.05 exactly when the 95% percentile interval
+    excludes ``null``)."""
+    return min(1.0, 2 * min(float(np.mean(boots <= null)), float(np.mean(boots >= null))))
 
 
 def holm(pvalues: Sequence[float], alpha: float = 0.05) -> list[bool]:
@@ -75,12 +81,6 @@ def holm(pvalues: Sequence[float], alpha: float = 0.05) -> list[bool]:
             break
         rejected[i] = True
     return rejected
-
-
-def paired_bootstrap_diff(a: Sequence[float], b: Sequence[float], n_boot: int = 2000, ci: float = 0.95,
-                          seed: int = 0) -> tuple[float, float, float]:
-    """Mean of a - b over the same problems, with a bootstrap interval that keeps the pairing."""
-    return paired_bootstrap_test(a, b, n_boot=n_boot, ci=ci, seed=seed)[:3]
 
 
 def paired_bootstrap_test(a: Sequence[float], b: Sequence[float], n_boot: int = 2000, ci: float = 0.95,
@@ -337,26 +337,6 @@ def compute_optimal(per_problem: pd.DataFrame, group: Sequence[str], methods: Se
 
 
 # --------------------------------------------------------------------------- verdicts
-
-def verdict(lo: float, hi: float, expected_sign: int) -> str:
-    """Compare a measured effect's confidence interval with the sign the paper claims.
-
-    "agrees" when the whole interval has the claimed sign, "disagrees" when the whole interval
-    has the opposite sign, "inconclusive" when it contains zero (or is undefined).
-    """
-    if expected_sign not in (1, -1):
-        raise ValueError(f"expected_sign must be +1 or -1, got {expected_sign!r}")
-    if math.isnan(lo) or math.isnan(hi):
-        return "inconclusive"
-    # Means of 0/1 differences carry float noise (a bound of exactly 0 can come out as 5e-19);
-    # a bound that is zero up to that noise counts as zero, i.e. the interval touches it.
-    lo, hi = (0.0 if abs(x) < 1e-9 else x for x in (lo, hi))
-    if expected_sign * lo > 0 and expected_sign * hi > 0:
-        return "agrees"
-    if expected_sign * lo < 0 and expected_sign * hi < 0:
-        return "disagrees"
-    return "inconclusive"
-
 
 def combine_verdicts(verdicts: Sequence[str]) -> str:
     """One verdict for a claim made of several parts: agrees only if every part agrees,

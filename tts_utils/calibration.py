@@ -35,7 +35,8 @@ from tts_utils import analysis, paths, study
 TABLES = 200        # simulated tables per finding and scenario
 PROBLEMS = 200      # problems per simulated table
 BUDGETS = (4, 16)
-PLANTED = 0.10      # effect planted for power: 10 points of accuracy (F4: tokens x 1.25)
+PLANTED = 0.10      # effect planted for power: 10 points of accuracy (F4: tokens x (1 + F4_SCALE * PLANTED))
+F4_SCALE = 2.5      # F4's planted effect: the long PRM's search writes 1 + F4_SCALE * d times the tokens
 N_BOOT = 500
 SEED = 20250226
 README_START, README_END = "<!-- calibration:start -->", "<!-- calibration:end -->"
@@ -95,11 +96,10 @@ def _f3(rng: np.random.Generator, d: float) -> dict:
     bins = analysis.add_difficulty(pass1).set_index("problem_id")["difficulty"]
     # planted: beam search d worse on easy, d better on hard problems (by the true probability)
     shift = np.where(p > 0.5, -d, np.where(p < 0.1, d, 0.0))
-    ids = [f"q{i}" for i in range(len(p))]
     acc = pd.concat([_rows(rng, p, [({"policy": "pol", "prm": "prm", "method": "best_of_n"}, 0.0)]),
                      _rows(rng, np.clip(p + shift, 0, 1), [({"policy": "pol", "prm": "prm", "method": "beam_search"},
                                                             0.0)])], ignore_index=True)
-    acc["difficulty"] = acc["problem_id"].map(dict(zip(ids, bins.reindex(ids), strict=True)))
+    acc["difficulty"] = acc["problem_id"].map(bins)
     return study.finding_difficulty(acc, ["pol"], n_boot=N_BOOT)[1]
 
 
@@ -107,7 +107,7 @@ def _f4(rng: np.random.Generator, d: float) -> dict:
     k = PROBLEMS
     base = rng.lognormal(4.0, 0.5, size=k)  # each problem's typical tokens per candidate
     frames = []
-    for prm, scale in (("short", 1.0), ("long", 1.0 + 2.5 * d)):
+    for prm, scale in (("short", 1.0), ("long", 1.0 + F4_SCALE * d)):
         for n in BUDGETS:
             tok = base * scale * rng.lognormal(0.0, 0.3, size=(n, k))
             frames.append(pd.DataFrame({"method": "beam_search", "prm": prm, "policy": "pol", "n": n, "seed": 0,
@@ -205,7 +205,7 @@ def markdown(rates: list[Rates]) -> str:
     lines = [f"Each finding's verdict function run on {rates[0].tables} simulated tables with no true effect "
              f"and {rates[0].power_tables} with an effect planted in the paper's direction ({PROBLEMS} problems, "
              f"N = {', '.join(map(str, BUDGETS))}, {N_BOOT} bootstrap resamples; planted: "
-             f"{PLANTED:.0%} accuracy; F4: tokens x {1 + 2.5 * PLANTED:.2f}; F5: the vote rules right on a further "
+             f"{PLANTED:.0%} accuracy; F4: tokens x {1 + F4_SCALE * PLANTED:.2f}; F5: the vote rules right on a further "
              f"{PLANTED:.0%} of problems). "
              "Written by `python -m tts_utils.calibration --readme`; `tests/test_calibration.py` "
              "asserts the false rates are at most 5%.", "",

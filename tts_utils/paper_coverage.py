@@ -109,7 +109,7 @@ def finding_prm_ability(acc: pd.DataFrame, ability: pd.Series, policy: str,
     b = float(slope(means))
     a = float(means.mean() - b * x.mean())
     lo, hi = np.quantile(boots, [0.025, 0.975])
-    p = min(1.0, 2 * min(float(np.mean(boots <= 0)), float(np.mean(boots >= 0))))  # as analysis.bootstrap_test
+    p = analysis.bootstrap_p(boots)
     # Spearman's rho as Pearson on ranks (no scipy in the CPU install)
     rho = pd.Series(means).rank().corr(pd.Series(ability[prms].to_numpy(dtype=float)).rank())
     table = pd.DataFrame({"prm": prms, "ability": ability[prms].to_numpy(dtype=float), "acc": means / 100,

@@ -29,7 +29,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from tts_utils import study
+from tts_utils import analysis, study
 
 FAILURES = ("over_criticism", "error_neglect", "localization_bias")
 BIASES = ("position_bias", "length_bias")
@@ -145,15 +145,22 @@ def ratio_ci(table: pd.DataFrame, num: str = "event", n_boot: int = 2000, ci: fl
     rate, boots, rows, problems = ratio_boot(table, num, n_boot, seed)
     if not rows:
         return (np.nan, np.nan, np.nan, 0)
+    return (rate, *_rate_interval(rate, boots, problems, ci), rows)
+
+
+def _rate_interval(rate: float, boots: np.ndarray, problems: int, ci: float = 0.95) -> tuple[float, float]:
+    """The percentile interval of a bootstrapped rate (nan without rows). With no event (or only
+    events) every resample repeats the observed 0 (1) and the interval collapses to a point: it is
+    widened to the rule of three (an exact 95% bound for zero events), counting problems, not
+    rows, since a problem's rows move together."""
+    if not boots.size:
+        return (np.nan, np.nan)
     lo, hi = _quantiles(boots, ci)
-    # With no event (or only events) every resample repeats the observed 0 (1): the percentile
-    # interval collapses to a point. Widen it to the rule of three (an exact 95% bound for zero
-    # events), counting problems, not rows, since a problem's rows move together.
     if rate == 0:
         hi = max(hi, min(1.0, 3 / problems))
     if rate == 1:
         lo = min(lo, max(0.0, 1 - 3 / problems))
-    return (rate, lo, hi, rows)
+    return (lo, hi)
 
 
 def rank_correlation_boot(table: pd.DataFrame, x: str, y: str = "score", n_boot: int = 2000,
@@ -187,17 +194,21 @@ def rank_correlation_ci(table: pd.DataFrame, x: str, y: str = "score", n_boot: i
                         seed: int = 0) -> tuple[float, float, float, int]:
     """Spearman's rho of ``x`` and ``y`` with its bootstrap interval over problems: (rho, lo, hi, rows)."""
     rho, boots, rows = rank_correlation_boot(table, x, y, n_boot, seed)
-    lo, hi = _quantiles(boots, ci) if boots.size else (np.nan, np.nan)
-    return (rho, lo, hi, rows)
+    return (rho, *_interval(boots, ci), rows)
+
+
+def _interval(boots: np.ndarray, ci: float = 0.95) -> tuple[float, float]:
+    """The percentile interval of bootstrap values, nan when there are none."""
+    return _quantiles(boots, ci) if boots.size else (np.nan, np.nan)
 
 
 def above_test(value: float, boots: np.ndarray, tolerance: float, problems: int) -> tuple[str | None, float]:
     """(direction, p) of "the rate is above ``tolerance``": "agrees" when the estimate is above,
     "disagrees" when below, with the two-sided bootstrap p-value of "rate = tolerance" (the
-    sign test of ``analysis.bootstrap_test``, shifted to the tolerance)."""
+    sign test of ``analysis.bootstrap_p``, shifted to the tolerance)."""
     if np.isnan(value) or not boots.size:
         return (None, np.nan)
-    p = min(1.0, 2 * min(float(np.mean(boots <= tolerance)), float(np.mean(boots >= tolerance))))
+    p = analysis.bootstrap_p(boots, tolerance)
     if value == 0:
         # every resample of zero events is 0, so the bootstrap alone would reject at any size:
         # with none seen in ``problems`` problems, a true rate of ``tolerance`` per problem would
@@ -231,12 +242,12 @@ def failure_rates(steps: pd.DataFrame, threshold: float = 0.5, rate_tolerance: f
         for f in FAILURES:
             t = ev[f] if prm == "all" else ev[f][ev[f]["prm"] == prm]
             value, boots, count, problems = ratio_boot(t, n_boot=n_boot)
-            _, lo, hi, _ = ratio_ci(t, n_boot=n_boot)
+            lo, hi = _rate_interval(value, boots, problems)
             rows.append((prm, f, value, lo, hi, count, *above_test(value, boots, rate_tolerance, problems)))
         c = correct if prm == "all" else correct[correct["prm"] == prm]
         for f, col in (("position_bias", "step"), ("length_bias", "tokens")):
             rho, boots, count = rank_correlation_boot(c, col, n_boot=n_boot)
-            lo, hi = _quantiles(boots, 0.95) if boots.size else (np.nan, np.nan)
+            lo, hi = _interval(boots)
             rows.append((prm, f, rho, lo, hi, count, *beyond_test(rho, boots, bias_tolerance)))
     return pd.DataFrame(rows, columns=["prm", "failure", "value", "lo", "hi", "count", "direction", "p"])
 

@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.write_params:
             print(f"{len(write_parameter_files())} parameter files written under {PARAMS_DIR}")
             return 0
-        workers = args.workers or _default_workers(load_profile(args.profile))
+        workers = args.workers if args.workers is not None else _default_workers(load_profile(args.profile))
         if workers < 1:
             raise ProfileError(f"--workers must be >= 1, got {workers}")
         os.environ[threads.WORKERS_ENV] = str(workers)  # the notebooks' kernels inherit it

@@ -3,10 +3,10 @@
 torch starts one OpenMP thread per core. For the tiny world's small tensors that buys little, and
 on a machine where another process keeps a core busy those threads spin waiting for each other:
 4-5x slower on 2 cores (``make bench`` measures it, "busy machine"). So the study computes on a
-fixed number of threads, ``TTS_THREADS`` (default 1): more cores are better used by more
-processes than by more threads: ``TTS_WORKERS`` worker processes run a grid's work units
-(tts_utils.collect.pool; `make figures` starts one per ``TTS_THREADS`` cores). Fixed also means reproducible: the thread count sets the order of
-float reductions, so another count can move a score in its last bits.
+fixed number of threads, ``TTS_THREADS`` (default 1), and uses more cores with more processes:
+``TTS_WORKERS`` worker processes run a grid's work units (tts_utils.collect.pool; `make figures`
+starts one per ``TTS_THREADS`` cores). Fixed also means reproducible: the thread count sets the
+order of float reductions, so another count can move a score in its last bits.
 """
 
 from __future__ import annotations

@@ -53,11 +53,14 @@ def bench_figures(profile: str = "cpu", cold: bool = True, keep: bool = False,
 
 
 
-# A small slice of the study (`make figures`' work, minutes -> seconds): the largest policy with a
-# PRM, Best-of-N and beam search, cold (a fresh output directory each run).
-PROXY_GRID = {"datasets": ["tinymath500"], "policies": ["tiny-policy-l"], "prms": ["tiny-prm-skywork"],
-              "methods": ["best_of_n", "beam_search"], "n": [16], "seeds": [0], "limit": 8, "chunk_size": 4,
-              **cpu_profile_lengths()}
+def proxy_grid() -> dict:
+    """A small slice of the study (`make figures`' work, minutes -> seconds): the largest policy
+    with a PRM, Best-of-N and beam search, with the cpu profile's lengths, cold (a fresh output
+    directory each run). A function, not a constant: the profile is read when the bench runs, not
+    when it is imported."""
+    return {"datasets": ["tinymath500"], "policies": ["tiny-policy-l"], "prms": ["tiny-prm-skywork"],
+            "methods": ["best_of_n", "beam_search"], "n": [16], "seeds": [0], "limit": 8, "chunk_size": 4,
+            **cpu_profile_lengths()}
 
 
 def _busy_loop() -> subprocess.Popen:
@@ -85,7 +88,7 @@ def bench_busy(configs: tuple[tuple[int, int], ...] = ((1, 1), (2, 1), (1, 2)), 
             for busy in (False, True):
                 out = tmp / f"t{n}-w{workers}-{'busy' if busy else 'quiet'}"
                 config = tmp / f"{out.name}.json"  # JSON is YAML
-                config.write_text(json.dumps({**(grid or PROXY_GRID), "out": str(out)}))
+                config.write_text(json.dumps({**(grid or proxy_grid()), "out": str(out)}))
                 env = {**os.environ, "TTS_THREADS": str(n), "OMP_NUM_THREADS": str(n), "TTS_WORKERS": str(workers)}
                 other = competitor() if busy else None
                 start = time.perf_counter()

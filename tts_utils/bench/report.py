@@ -54,6 +54,11 @@ def _decode_bound_table(report: dict) -> list[str]:
     return out if len(out) > 4 else []
 
 
+def _config(row: dict) -> tuple[int, int]:
+    """A busy-section row's (torch threads, worker processes); rows from before workers had one."""
+    return row["threads"], row.get("workers", 1)
+
+
 def _busy_table(report: dict) -> list[str]:
     rows = report.get("busy") or []
     if not rows:
@@ -63,9 +68,9 @@ def _busy_table(report: dict) -> list[str]:
                "and worker processes (`TTS_THREADS`, `TTS_WORKERS`; `make figures` runs 1 thread and one worker per "
                "core).", "",
            "| torch threads | workers | quiet s | busy s | busy / quiet |", "| ---: | ---: | ---: | ---: | ---: |"]
-    for n, w in dict.fromkeys((r["threads"], r.get("workers", 1)) for r in rows):
-        quiet = next((r for r in rows if (r["threads"], r.get("workers", 1)) == (n, w) and not r["busy"]), None)
-        busy = next((r for r in rows if (r["threads"], r.get("workers", 1)) == (n, w) and r["busy"]), None)
+    for n, w in dict.fromkeys(map(_config, rows)):
+        quiet = next((r for r in rows if _config(r) == (n, w) and not r["busy"]), None)
+        busy = next((r for r in rows if _config(r) == (n, w) and r["busy"]), None)
         cells = ["-" if r is None else f"{r['wall_s']:.1f}" + ("" if r["ok"] else " (FAILED)") for r in (quiet, busy)]
         ratio = f"{busy['wall_s'] / quiet['wall_s']:.2f}x" if quiet and busy and quiet["ok"] and busy["ok"] else "-"
         out.append(f"| {n} | {w} | {cells[0]} | {cells[1]} | {ratio} |")
@@ -111,10 +116,9 @@ def goals(report: dict) -> list[dict]:
                                        for r in beams), "met": None})
     busy = report.get("busy") or []
     # judged on what `make figures` runs here: 1 thread, and the most worker processes measured
-    study = max((r.get("workers", 1) for r in busy if r["threads"] == 1), default=1)
-    quiet = next((r for r in busy if (r["threads"], r.get("workers", 1)) == (1, study) and not r["busy"] and r["ok"]),
-                 None)
-    loaded = next((r for r in busy if (r["threads"], r.get("workers", 1)) == (1, study) and r["busy"]), None)
+    study = max((w for n, w in map(_config, busy) if n == 1), default=1)
+    quiet = next((r for r in busy if _config(r) == (1, study) and not r["busy"] and r["ok"]), None)
+    loaded = next((r for r in busy if _config(r) == (1, study) and r["busy"]), None)
     if quiet and loaded:
         ratio = loaded["wall_s"] / quiet["wall_s"]
         out.append({"goal": f"busy machine: the figures proxy ({study} worker(s) of 1 thread, as `make figures`) beside "

@@ -30,7 +30,7 @@ def groups(units: list) -> list[list]:
     out: dict[tuple, list] = {}
     for u in units:
         out.setdefault((u.dataset, u.policy, u.seed, u.chunk), []).append(u)
-    return [out[k] for k in sorted(out, key=lambda k: (k[0], k[1], k[2], k[3]))]
+    return [out[k] for k in sorted(out)]
 
 
 def _init(q) -> None:

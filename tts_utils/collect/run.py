@@ -137,9 +137,9 @@ def _run_units(cfg: GridConfig, todo: list[Unit], by_id: dict, positions: dict, 
     try:
         jobs = groups(todo)
         if workers > 1 and len(jobs) > 1:
-            # each job carries only its own problems to its worker
-            jobs = [(cfg, units, {u.dataset: by_id[u.dataset] for u in units[:1]},
-                     {u.dataset: positions[u.dataset] for u in units[:1]}, out_dir) for units in jobs]
+            # each job carries only its own dataset's problems to its worker (a group has one dataset)
+            jobs = [(cfg, units, {units[0].dataset: by_id[units[0].dataset]},
+                     {units[0].dataset: positions[units[0].dataset]}, out_dir) for units in jobs]
             run_parallel(_run_group, jobs, min(workers, len(jobs)), study_threads(),
                          grid_id=(os.getpid(), next(_GRIDS)), on_unit=bar.update)
         else:

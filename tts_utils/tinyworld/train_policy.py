@@ -56,12 +56,12 @@ def prompt(tokenizer, question: str) -> str:
                                          add_generation_prompt=True)
 
 
-def make_examples(tokenizer, n: int = N_TRAIN, seed: int = SEED, style: str = "mixed"):
+def make_examples(tokenizer, n: int = N_TRAIN, seed: int = SEED):
     """(ids, loss mask) pairs: prompt (masked) + solution + <|end|> (trained)."""
     rng = random.Random(seed)
     probs = task.train_problems(n, seed=seed, weights=LEVEL_WEIGHTS)
     prompts = [prompt(tokenizer, task.problem_text(p)) for _, p in probs]
-    sols = ["".join(task.solve(p, style, rng, P_VERBOSE)) + END for _, p in probs]
+    sols = ["".join(task.solve(p, "mixed", rng, P_VERBOSE)) + END for _, p in probs]
     P = tokenizer(prompts, add_special_tokens=False)["input_ids"]
     S = tokenizer(sols, add_special_tokens=False)["input_ids"]
     return [(p + s, [0] * len(p) + [1] * len(s)) for p, s in zip(P, S, strict=True)]

@@ -35,7 +35,7 @@ from transformers import (
 from tts_utils.prm import PRM_CLASSES
 from tts_utils.tinyworld import task
 from tts_utils.tinyworld.common import DATA, RUNS, generate, log, lr_at, n_params, save_model, setup
-from tts_utils.tinyworld.evaluate import load_policy
+from tts_utils.tinyworld.evaluate import MAX_NEW, load_policy
 from tts_utils.tinyworld.tokenizer import MS_TAG, VOCAB_SIZE, build_tokenizer
 from tts_utils.tinyworld.train_policy import POLICIES, kv_heads, prompt
 from tts_utils.value_head import Qwen2ValueHeadConfig, Qwen2ValueHeadModel
@@ -107,7 +107,7 @@ def sample_policy(name: str, problems: list[dict], seed: int) -> list[dict]:
     setup(seed)
     model, tok = load_policy(name)
     outs = generate(model, tok, [prompt(tok, r["problem"]) for r in problems], temperature=0.7,
-                    max_new_tokens=800, seed=seed, batch_size=256)  # the hard length: ~550 characters
+                    max_new_tokens=MAX_NEW[True], seed=seed, batch_size=256)  # the hard set's budget
     recs = []
     for r, text in zip(problems, outs, strict=True):
         steps = task.split_steps(text)
