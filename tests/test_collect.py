@@ -44,7 +44,8 @@ def frames_equal(a: pd.DataFrame, b: pd.DataFrame) -> None:
 def test_grid_tables_have_every_candidate_in_order(tmp_path, calls, tests_on_path):
     paths = C.collect(grid(tmp_path), progress=False)
     cands, runs = C.load_results(tmp_path / "out")
-    assert paths["candidates"] == tmp_path / "out" / "candidates.parquet"
+    assert paths["candidates"].parent.parent == tmp_path / "out" / "grids"  # the grid's own tables
+    assert paths["candidates"].read_bytes() == (tmp_path / "out" / "candidates.parquet").read_bytes()
     problems = make_problems(7)
     expect_rows = {("cot", 1): 1, ("majority", 4): 4, ("majority", 8): 8, ("best_of_n", 4): 4,
                    ("best_of_n", 8): 8, ("beam_search", 4): 4, ("beam_search", 8): 8, ("dvts", 4): 4, ("dvts", 8): 8}
@@ -387,21 +388,45 @@ def test_killed_writers_temporaries_are_removed(tmp_path, calls, tests_on_path):
     assert live.exists() and elsewhere.exists()  # a live writer's, or one on a machine we cannot see
 
 
-def test_a_second_grid_into_a_busy_output_directory_is_refused(tmp_path, calls, tests_on_path):
+def test_a_second_grid_into_a_busy_output_directory_waits_for_it(tmp_path, calls, tests_on_path):
     # Two grids into one --out used to both exit 0, the first one's tables holding the second's
-    # problems (merge re-read the manifest the other had overwritten).
+    # problems (merge re-read the manifest the other had overwritten). Now the second waits.
     import json as json_
+    import threading
 
     from tts_utils.collect.cache import grid_id, grid_lock
 
     out = tmp_path / "out"
     C.collect(_small(tmp_path, limit=6), progress=False)
     this_grid = grid_id(json_.loads((out / "manifest.json").read_text()))
+    second: dict = {}
     with grid_lock(out, "a-running-grid"):  # another grid's process, still running
-        with pytest.raises(C.ConfigError, match="another grid is running into"):
-            C.collect(_small(tmp_path, limit=3), progress=False)
+        waiter = threading.Thread(target=lambda: second.update(C.collect(_small(tmp_path, limit=3), progress=False)))
+        waiter.start()
+        waiter.join(timeout=2.0)
+        assert waiter.is_alive() and not second  # still waiting while the other grid runs
+    waiter.join(timeout=60)
+    assert not waiter.is_alive()
+    assert pd.read_parquet(second["runs"])["problem_id"].nunique() == 3  # ran once the other finished
     with grid_lock(out, this_grid):  # a shard of the same grid: shares the directory
-        C.collect(_small(tmp_path, limit=6), progress=False)
+        six = C.collect(_small(tmp_path, limit=6), progress=False)
     assert C.load_results(out)[1]["problem_id"].nunique() == 6
-    C.collect(_small(tmp_path, limit=3), progress=False)  # once the other has finished
-    assert C.load_results(out)[1]["problem_id"].nunique() == 3
+    three = C.collect(_small(tmp_path, limit=3), progress=False)
+    assert pd.read_parquet(three["runs"])["problem_id"].nunique() == 3
+    assert pd.read_parquet(six["runs"])["problem_id"].nunique() == 6  # each grid keeps its own tables
+
+
+def test_a_rerun_reads_its_merged_tables_until_a_chunk_changes(tmp_path, calls, tests_on_path, monkeypatch):
+    import os
+
+    first = C.collect(_small(tmp_path), progress=False)
+    ref = first["candidates"].read_bytes()
+    reads = []
+    real = pd.read_parquet
+    monkeypatch.setattr(pd, "read_parquet", lambda p, *a, **k: reads.append(Path(p)) or real(p, *a, **k))
+    assert C.collect(_small(tmp_path), progress=False) == first
+    assert not any("chunks" in p.parts for p in reads)  # no chunk read: the grid's tables were kept
+    os.utime(sorted((tmp_path / "out" / "chunks").glob("*.candidates.parquet"))[0])  # as if recomputed
+    assert C.collect(_small(tmp_path), progress=False) == first
+    assert any("chunks" in p.parts for p in reads)  # merged again
+    assert first["candidates"].read_bytes() == ref

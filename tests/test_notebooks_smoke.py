@@ -18,7 +18,8 @@ def test_every_notebook_runs_under_the_smoke_profile(tmp_path, monkeypatch):
     figures = paths.REPO_ROOT / profile["defaults"]["figures_dir"]
     for old in figures.glob("*.verdict.json"):
         old.unlink()
-    outputs = rn.run("smoke")
+    outputs = rn.run("smoke", jobs=2)  # side by side, as `make figures` runs them
+    assert all(o.exists() for o in outputs)
     params = rn.resolve_parameters(profile, rn.list_notebooks(), rn.list_notebooks())
     runnable = [nb.stem for nb, p in params.items() if not rn.missing_external(nb, p)]
     assert [o.stem for o in outputs] == runnable

@@ -10,15 +10,8 @@ import pytest
 import torch
 from _tiny_lm import MULTI, SPECIAL, make_model, make_tokenizer
 
-from tts_utils.policy import (
-    Generation,
-    SamplingParams,
-    TransformersPolicy,
-    load_policy,
-    sample_tokens,
-    seed_keys,
-    seeded_uniforms,
-)
+from tts_utils.decoder import sample_tokens, seed_keys, seeded_uniforms
+from tts_utils.policy import Generation, SamplingParams, TransformersPolicy, load_policy
 
 EOT = "<|eot_id|>"
 # The random model may emit special tokens (counted, but not in the text, as with vLLM's

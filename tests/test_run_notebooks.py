@@ -98,3 +98,31 @@ def test_a_notebook_whose_external_input_is_absent_is_skipped(project, capsys, m
     _profile(project, "notebooks:\n  03_external:\n    external_path: here.jsonl\n")
     assert len(rn.run("p", only=["03"])) == 1
     assert out.read_text() == "data"
+
+
+def test_side_by_side_stops_at_the_first_failure(project, monkeypatch):
+    import time
+
+    for k in (3, 4, 5):
+        _write_notebook(project / "notebooks" / f"0{k}_more.ipynb", "x = 1", "pass")
+    _profile(project, "{}\n")
+    started = []
+
+    def fake_run_one(profile_name, nb, out, params, log_output):
+        started.append(nb.stem)
+        if nb.stem == "02_second":
+            raise RuntimeError("02 failed")
+        time.sleep(0.5)  # still running when 02 fails
+
+    monkeypatch.setattr(rn, "_run_one", fake_run_one)
+    with pytest.raises(RuntimeError, match="02 failed"):
+        rn.run("p", jobs=2)
+    assert started == ["01_first", "02_second"]  # nothing started after the failure
+
+
+def test_side_by_side_runs_real_kernels(project):
+    result = project / "result.txt"
+    _profile(project, f"notebooks:\n  01_first:\n    value: 21\n    out_file: '{result}'\n")
+    out = rn.run("p", jobs=2)
+    assert [o.name for o in out] == ["01_first.ipynb", "02_second.ipynb"] and all(o.exists() for o in out)
+    assert result.read_text() == "42"

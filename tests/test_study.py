@@ -10,7 +10,7 @@ from tts_utils import analysis, study
 def test_collect_grid_caches_votes_keyed_by_the_candidate_table(tmp_path, tests_on_path, calls):
     cfg = grid(tmp_path, seeds=[0])
     cands, runs, acc = study.collect_grid(cfg, progress=False)
-    votes = sorted((tmp_path / "out").glob("votes-*.parquet"))
+    votes = sorted((tmp_path / "out").rglob("votes-*.parquet"))
     assert len(votes) == 1
     pd.testing.assert_frame_equal(acc, analysis.vote_accuracy(cands))
     generated = dict(calls)
@@ -19,7 +19,7 @@ def test_collect_grid_caches_votes_keyed_by_the_candidate_table(tmp_path, tests_
     pd.testing.assert_frame_equal(again, acc)
     # a different grid (another seed) has other candidates, hence another vote file
     study.collect_grid(grid(tmp_path, seeds=[1]), progress=False)
-    assert len(list((tmp_path / "out").glob("votes-*.parquet"))) == 2
+    assert len(list((tmp_path / "out").rglob("votes-*.parquet"))) == 2
 
 
 def test_with_rule_keeps_the_rule_for_prm_methods_and_majority_for_the_rest():

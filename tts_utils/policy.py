@@ -23,11 +23,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from tts_utils import prompts as prompt_lib
-from tts_utils.decoder import SeededDecoder, first_stop, sample_tokens, seed_keys, seeded_uniforms
-from tts_utils.prompts import STEP_SEPARATOR
+from tts_utils.prompts import STEP_SEPARATOR, first_stop
+
+# torch is imported where a model is loaded: the search methods and the notebooks' cached reruns
+# import this module for its types only, and torch's import is most of their start-up (1.4 s).
 
 
 @dataclass(frozen=True)
@@ -129,6 +129,8 @@ class TransformersPolicy(Policy):
         self.family = family
         self.name = name or getattr(model.config, "name_or_path", None) or type(model).__name__
         self.batch_size = batch_size
+        from tts_utils.decoder import SeededDecoder
+
         self.decoder = SeededDecoder(self.model, tokenizer)
 
     @classmethod
@@ -137,6 +139,7 @@ class TransformersPolicy(Policy):
         """``batch_size`` defaults to 256 on CPU (tiny models: a larger batch amortizes each decode
         step's fixed cost; 1.2-2.3x the tokens/s of batch 64 in ``make bench``) and 64 on GPU (a
         real model's KV cache at batch 256 may not fit; use vLLM for throughput there)."""
+        import torch
         from transformers import AutoModelForCausalLM
 
         from tts_utils.models import load_tokenizer
@@ -365,5 +368,4 @@ def load_policy(name_or_spec, backend: str = "transformers", **kw) -> Policy:
 
 
 __all__ = ["STEP_SEPARATOR", "Generation", "OpenAIError", "OpenAIPolicy", "Policy", "SamplingParams",
-           "TransformersPolicy", "VLLMPolicy", "from_vllm_output", "load_policy", "normalize_stop",
-           "sample_tokens", "seed_keys", "seeded_uniforms"]
+           "TransformersPolicy", "VLLMPolicy", "from_vllm_output", "load_policy", "normalize_stop"]

@@ -52,6 +52,16 @@ USER_INSTRUCTIONS: dict[str, str] = {
 }
 
 
+def first_stop(text: str, stops) -> tuple[int, str] | None:
+    """(end index, stop string) of the stop string that occurs first in ``text``, or None."""
+    best = None
+    for s in stops or ():
+        i = text.find(s)
+        if i != -1 and (best is None or i < best[0]):
+            best = (i, s)
+    return None if best is None else (best[0] + len(best[1]), best[1])
+
+
 def system_prompt(family: str) -> str | None:
     try:
         return SYSTEM_PROMPTS[family]

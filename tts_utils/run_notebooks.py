@@ -120,27 +120,61 @@ def missing_external(notebook: Path, params: dict) -> str | None:
             f"(../shared), so a clone without it skips this notebook")
 
 
-def run(profile_name: str, only: list[str] | None = None, log_output: bool = False) -> list[Path]:
-    """Execute the notebooks; returns the executed copies (skipped notebooks have none)."""
+def run(profile_name: str, only: list[str] | None = None, log_output: bool = False, jobs: int = 1,
+        out_dir: Path | None = None) -> list[Path]:
+    """Execute the notebooks, ``jobs`` at a time; returns the executed copies (in ``out_dir``,
+    default runs/notebooks/PROFILE; skipped notebooks have none)."""
     profile = load_profile(profile_name)
     all_nbs = list_notebooks()
     notebooks = list_notebooks(only)
     params = resolve_parameters(profile, notebooks, all_nbs)  # fails before anything runs
-    out_dir = RUNS_DIR / profile_name
+    out_dir = Path(out_dir) if out_dir is not None else RUNS_DIR / profile_name
     out_dir.mkdir(parents=True, exist_ok=True)
-    outputs = []
+    todo = []
     for nb in notebooks:
         if why := missing_external(nb, params[nb]):
             print(f"[{profile_name}] {nb.name} skipped: {why}", flush=True)
-            continue
-        out = out_dir / nb.name
-        start = time.perf_counter()
-        print(f"[{profile_name}] {nb.name} ...", flush=True)
-        papermill.execute_notebook(str(nb), str(out), parameters=params[nb], kernel_name="python3",
-                                   cwd=str(paths.REPO_ROOT), progress_bar=False, log_output=log_output)
-        print(f"[{profile_name}] {nb.name} done in {time.perf_counter() - start:.1f} s", flush=True)
-        outputs.append(out)
-    return outputs
+        else:
+            todo.append(nb)
+    if jobs > 1 and len(todo) > 1:
+        return _run_side_by_side(profile_name, todo, params, out_dir, log_output, jobs)
+    for nb in todo:
+        _run_one(profile_name, nb, out_dir / nb.name, params[nb], log_output)
+    return [out_dir / nb.name for nb in todo]
+
+
+def _run_one(profile_name: str, nb: Path, out: Path, params: dict, log_output: bool) -> None:
+    start = time.perf_counter()
+    print(f"[{profile_name}] {nb.name} ...", flush=True)
+    papermill.execute_notebook(str(nb), str(out), parameters=params, kernel_name="python3",
+                               cwd=str(paths.REPO_ROOT), progress_bar=False, log_output=log_output)
+    print(f"[{profile_name}] {nb.name} done in {time.perf_counter() - start:.1f} s", flush=True)
+
+
+def _run_side_by_side(profile_name: str, notebooks: list[Path], params: dict[Path, dict], out_dir: Path,
+                      log_output: bool, jobs: int) -> list[Path]:
+    """The notebooks in order, ``jobs`` kernels at a time (a thread drives each). A warm rerun is
+    mostly kernel start-up and analysis, which overlap; a cold one is not slowed: notebooks whose
+    grids write into one results directory take turns at generating (``collect``'s grid lock), so
+    a unit two notebooks share is computed once, and the waiting one costs nothing. The first
+    failure stops the start of further notebooks and is raised once the running ones end."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    errors: list[BaseException] = []
+
+    def one(nb: Path) -> None:
+        if errors:
+            return
+        try:
+            _run_one(profile_name, nb, out_dir / nb.name, params[nb], log_output)
+        except BaseException as e:  # noqa: BLE001 (re-raised below, in the caller's thread)
+            errors.append(e)
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        list(pool.map(one, notebooks))
+    if errors:
+        raise errors[0]
+    return [out_dir / nb.name for nb in notebooks]
 
 
 FLAT_HEADER = ("# Generated from notebooks/params/{profile}.yaml by `python -m tts_utils.run_notebooks "
@@ -217,9 +251,16 @@ def _default_workers(profile: dict) -> int:
         return threads.study_workers()
     if profile["defaults"].get("backend", "transformers") != "transformers":
         return 1
+    return 1 if _gpu() else threads.default_workers()
+
+
+def _gpu() -> bool:
+    # No GPU driver's device file, no GPU: a CPU machine skips importing torch (1.4 s of a warm run).
+    if not any(os.path.exists(d) for d in ("/dev/nvidiactl", "/dev/kfd", "/dev/dxg")):
+        return False
     import torch
 
-    return 1 if torch.cuda.is_available() else threads.default_workers()
+    return torch.cuda.is_available()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -231,6 +272,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="afterwards, rewrite README.md's findings table from the verdicts in figures/")
     ap.add_argument("--write-params", action="store_true",
                     help="only (re)write the flat papermill parameter files notebooks/params/<profile>/*.yaml")
+    ap.add_argument("--out-dir", type=Path, default=None,
+                    help="where the executed notebooks go (default: runs/notebooks/<profile>)")
+    ap.add_argument("--jobs", type=int, default=None,
+                    help="notebooks run side by side (default: as --workers)")
     ap.add_argument("--workers", type=int, default=None,
                     help="processes per grid (TTS_WORKERS for the notebooks; default: TTS_WORKERS if set, else one "
                          "per TTS_THREADS cores for a CPU transformers profile, else 1)")
@@ -242,11 +287,15 @@ def main(argv: list[str] | None = None) -> int:
         workers = args.workers if args.workers is not None else _default_workers(load_profile(args.profile))
         if workers < 1:
             raise ProfileError(f"--workers must be >= 1, got {workers}")
+        jobs = workers if args.jobs is None else args.jobs
+        if jobs < 1:
+            raise ProfileError(f"--jobs must be >= 1, got {jobs}")
         os.environ[threads.WORKERS_ENV] = str(workers)  # the notebooks' kernels inherit it
-        run(args.profile, args.only, args.log_output)
+        run(args.profile, args.only, args.log_output, jobs=jobs, out_dir=args.out_dir)
     except (ProfileError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+
     if args.readme and update_readme(paths.FIGURES_DIR):
         print("README.md findings table updated from figures/*.verdict.json")
     return 0

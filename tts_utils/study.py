@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -64,10 +65,11 @@ def grid_config(results_dir: str, dataset: str, policies: Sequence[str], prms: S
 
 def collect_grid(config: dict, progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Run (or load from cache) a grid and return (candidates, runs, per-problem accuracy)."""
-    from tts_utils.collect import collect, load_results
+    from tts_utils.collect import collect
 
+    # This grid's own tables: the directory's copies may already be another notebook's grid.
     paths = collect(config, progress=progress)
-    cands, runs = load_results(config["out"])
+    cands, runs = pd.read_parquet(paths["candidates"]), pd.read_parquet(paths["runs"])
     # Voting over every candidate set is the slowest step of a warm rerun: keep its result beside
     # the tables, keyed by the candidate table's bytes (merge writes them deterministically).
     import hashlib
@@ -77,7 +79,7 @@ def collect_grid(config: dict, progress: bool = True) -> tuple[pd.DataFrame, pd.
     if cache.exists():
         return cands, runs, pd.read_parquet(cache)
     acc = analysis.vote_accuracy(cands)
-    tmp = cache.with_name(cache.name + ".tmp")
+    tmp = cache.with_name(f"{cache.name}.tmp-{os.getpid()}")  # notebooks may run side by side
     acc.to_parquet(tmp, index=False)
     tmp.replace(cache)
     return cands, runs, acc

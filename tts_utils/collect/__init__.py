@@ -22,7 +22,10 @@ Cached, resumable and shardable:
   ``--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT``), all shards writing into one OUT
   (or several, merged later). ``merge`` joins the chunk files into the final tables
   ``OUT/candidates.parquet`` and ``OUT/runs.parquet`` in a fixed order; an unsharded run
-  merges itself at the end, a shard merges when it finds every chunk done.
+  merges itself at the end, a shard merges when it finds every chunk done. Each grid's own tables
+  stay in ``OUT/grids/GRID/`` (what ``collect`` returns), so that a rerun reads them back instead
+  of every chunk, and grids that share an OUT (the notebooks' slices) each keep theirs; a grid
+  waits while a different one runs into the same OUT.
 * models are loaded once per (policy, PRM) pair, only if some unit of the pair is not cached.
 
 Tables (row order: dataset, policy, prm, method, n, seed in config order, then problem order,

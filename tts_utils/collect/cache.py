@@ -5,8 +5,11 @@ atomically (to ``NAME.tmp-HOST-PID``, then renamed), then a marker ``KEY.done.js
 key and both files' SHA-256: a unit is done only when its marker names it and both files match
 their checksums, so an emptied, truncated or swapped chunk is found and recomputed (with a
 warning) instead of being read. The manifest records the plan so that ``merge`` can run later
-(and from another process) in the fixed table order; a running grid merges its own plan, and
-holds a lock that keeps a different grid out of its output directory (``grid_lock``).
+(and from another process) in the fixed table order; a running grid merges its own plan into
+tables of its own (``grids/GRID/``, kept for reruns) and copies them to the directory's
+``candidates.parquet`` and ``runs.parquet``. A grid holds a lock while it runs: a different grid
+aimed at the same directory waits for it (``grid_lock``), so that notebooks run side by side
+never compute a shared unit twice.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tts_utils.collect.config import ConfigError, GridConfig, import_loader, policy_search
+from tts_utils.collect.config import GridConfig, import_loader, policy_search
 from tts_utils.data import Problem
 from tts_utils.search import SearchResult, get_method
 
@@ -238,27 +241,48 @@ def grid_id(doc: dict) -> str:
 
 
 @contextlib.contextmanager
-def grid_lock(out: Path, grid: str):
+def grid_lock(out: Path, grid: str, poll_s: float = 0.5):
     """Hold ``out`` for the grid ``grid``: processes of the same grid (shards) share it; a
-    different grid's process gets a ConfigError while one of them runs. (Two grids writing into
-    one directory would each overwrite the other's manifest and final tables.)"""
+    different grid's process waits until none of them runs (saying so once on stderr). Two grids
+    at once would compute the units they share twice, and each overwrite the other's manifest."""
     import fcntl
+    import sys
+    import time
 
     locks = out / "locks"
     locks.mkdir(exist_ok=True)
-    with open(locks / f"{grid}.lock", "a") as own:
-        fcntl.flock(own, fcntl.LOCK_SH)  # taken before looking at others: of two starting at once, both refuse
-        for other in sorted(locks.glob("*.lock")):
-            if other.stem == grid:
-                continue
-            with open(other, "a") as f:
-                try:
-                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    raise ConfigError(f"config field 'out': another grid is running into {out}; wait for it "
-                                      "or give this grid its own output directory") from None
-                fcntl.flock(f, fcntl.LOCK_UN)  # a finished grid's lock file
+    waited = False
+    with open(locks / f"{grid}.lock", "a") as own, open(locks / "directory.mutex", "a") as mutex:
+        while True:
+            # Checking under the directory's mutex: of two grids starting at once, one goes first.
+            fcntl.flock(mutex, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(own, fcntl.LOCK_SH)
+                busy = any(_held(other) for other in locks.glob("*.lock") if other.stem != grid)
+                if busy:
+                    fcntl.flock(own, fcntl.LOCK_UN)
+            finally:
+                fcntl.flock(mutex, fcntl.LOCK_UN)
+            if not busy:
+                break
+            if not waited:
+                print(f"collect: another grid is running into {out}; waiting for it", file=sys.stderr, flush=True)
+                waited = True
+            time.sleep(poll_s)
         yield
+
+
+def _held(lock: Path) -> bool:
+    """Whether a process holds ``lock`` (a running grid's lock file)."""
+    import fcntl
+
+    with open(lock, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(f, fcntl.LOCK_UN)
+        return False
 
 
 def unit_frames(unit: Unit, results: list[SearchResult], problems: list[Problem], index: dict[str, int],
@@ -321,7 +345,9 @@ def merge(out: str | Path, *more: str | Path) -> dict[str, Path]:
 
 
 def merge_plan(doc: dict, out: str | Path, *more: str | Path) -> dict[str, Path]:
-    """``merge`` of the plan ``doc`` (a manifest), whatever manifest ``out`` holds now."""
+    """``merge`` of the plan ``doc`` (a manifest), whatever manifest ``out`` holds now. Returns the
+    plan's own tables (``out/grids/GRID/``), which a later grid into ``out`` leaves alone; ``out``'s
+    ``candidates.parquet`` and ``runs.parquet`` get copies."""
     out = Path(out)
     dirs = [out, *map(Path, more)]
     units = [Unit(**{**u, "budgets": tuple(u["budgets"]), "problem_ids": tuple(u["problem_ids"])})
@@ -340,6 +366,16 @@ def merge_plan(doc: dict, out: str | Path, *more: str | Path) -> dict[str, Path]
         raise FileNotFoundError(
             f"{len(missing)} of {len(units)} work units are not done (e.g. {example.describe()}){note}; "
             "run the missing shards first")
+    own = out / "grids" / grid_id(doc)
+    paths = {"candidates": out / "candidates.parquet", "runs": out / "runs.parquet"}
+    mine = {k: own / p.name for k, p in paths.items()}
+    # A rerun of a merged plan reads one table instead of every chunk (most of a cached notebook's
+    # start-up), unless a chunk was written since (recomputed after damage).
+    newest_chunk = max((where[u] / "chunks" / f).stat().st_mtime_ns for u in units for f in u.files) if units else 0
+    if not more and all(p.exists() and p.stat().st_mtime_ns > newest_chunk for p in mine.values()):
+        for k, p in mine.items():
+            _atomic_copy(p, paths[k])
+        return mine
     order = doc["order"]
     rank = {k: {v: i for i, v in enumerate(vals)} for k, vals in order.items()}
     pieces = []
@@ -357,10 +393,20 @@ def merge_plan(doc: dict, out: str | Path, *more: str | Path) -> dict[str, Path]
         pd.DataFrame(columns=CANDIDATE_COLUMNS)
     runs_df = pd.concat([r for _, _, r in pieces], ignore_index=True) if pieces else \
         pd.DataFrame(columns=RUN_COLUMNS)
-    paths = {"candidates": out / "candidates.parquet", "runs": out / "runs.parquet"}
-    atomic_parquet(cand_df, paths["candidates"])
-    atomic_parquet(runs_df, paths["runs"])
-    return paths
+    own.mkdir(parents=True, exist_ok=True)
+    atomic_parquet(cand_df, mine["candidates"])
+    atomic_parquet(runs_df, mine["runs"])
+    for k, p in mine.items():
+        _atomic_copy(p, paths[k])
+    return mine
+
+
+def _atomic_copy(src: Path, dst: Path) -> None:
+    import shutil
+
+    tmp = _tmp_path(dst)
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
 
 
 def load_results(out: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:

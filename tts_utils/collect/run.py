@@ -93,9 +93,10 @@ def collect(config: dict | str | Path, shard: str | None = None, out: str | Path
         by_id = {ds: {p.id: p for p in probs} for ds, probs in data.items()}
         positions = {ds: {p.id: i for i, p in enumerate(probs)} for ds, probs in data.items()}
         # A fixed thread count per process (TTS_THREADS), and TTS_WORKERS processes: see tts_utils.threads.
-        _run_units(cfg, todo, by_id, positions, out_dir, progress, total=sum(len(u.problem_ids) for u in mine),
-                   done=sum(len(u.problem_ids) for u in mine if u not in todo),
-                   workers=study_workers() if workers is None else workers)
+        if todo:  # a cached rerun neither starts workers nor imports torch
+            _run_units(cfg, todo, by_id, positions, out_dir, progress, total=sum(len(u.problem_ids) for u in mine),
+                       done=sum(len(u.problem_ids) for u in mine if u not in todo),
+                       workers=study_workers() if workers is None else workers)
         try:
             return merge_plan(doc, out_dir)  # this grid's plan, whatever another process wrote since
         except FileNotFoundError:
