@@ -152,6 +152,21 @@ def test_training_is_bit_reproducible():
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
 
 
+def test_best_of_n_curves_never_select_a_sample_without_an_answer():
+    from tts_utils.tinyworld.train_prm import best_of_n_curves
+
+    def rec(sample, text, correct):
+        return {"policy": "p", "unique_id": "q", "sample": sample, "steps": [text], "correct": correct}
+
+    # four samples: the best-scored has no answer, the next one is right
+    recs = [rec(0, "a) 1+1=2", False), rec(1, "a) 1+1=2 \\boxed{2}", True),
+            rec(2, "a) 1+1=3 \\boxed{3}", False), rec(3, "a) 1+1=3 \\boxed{3}", False)]
+    rewards = [[0.99], [0.9], [0.5], [0.1]]
+    curves = best_of_n_curves(recs, rewards)
+    assert curves["last"]["p"]["4"] == curves["min"]["p"]["4"] == 1.0
+    assert curves["last"]["p"]["1"] == 0.25  # N = 1: each sample alone, right in one group of four
+
+
 def test_build_seconds_counts_slowest_lane_cpu():
     from tts_utils.tinyworld.report import build_seconds
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import time
 
@@ -374,10 +375,17 @@ BON_NS = (1, 4, 16, 64)
 def best_of_n_curves(recs: list[dict], rewards: list[list[float]]) -> dict:
     """Best-of-N accuracy with PRM-Max (the answer of the best-scored sample), per policy and N,
     aggregating step scores by their minimum and by the last one: each problem's 64 samples are cut
-    into 64/N disjoint groups of N and the accuracy is averaged over groups and problems."""
+    into 64/N disjoint groups of N and the accuracy is averaged over groups and problems. As in the
+    study's voting (``voting.select_index``), only samples with an answer compete: a group where
+    none has one scores 0."""
+    from tts_utils.grading import extract_answer
+
     by = {}
     for r, s in zip(recs, rewards, strict=True):
-        by.setdefault((r["policy"], r["unique_id"]), []).append((r["sample"], r["correct"], min(s), s[-1]))
+        answered = extract_answer(task.STEP_SEP.join(r["steps"])) is not None
+        lowest = -math.inf  # below any reward: an answerless sample never wins
+        by.setdefault((r["policy"], r["unique_id"]), []).append(
+            (r["sample"], r["correct"], min(s) if answered else lowest, s[-1] if answered else lowest))
     out = {}
     for agg, col in (("min", 2), ("last", 3)):
         curves = {}
