@@ -19,7 +19,10 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import socket
+import sys
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -246,8 +249,6 @@ def grid_lock(out: Path, grid: str, poll_s: float = 0.5):
     different grid's process waits until none of them runs (saying so once on stderr). Two grids
     at once would compute the units they share twice, and each overwrite the other's manifest."""
     import fcntl
-    import sys
-    import time
 
     locks = out / "locks"
     locks.mkdir(exist_ok=True)
@@ -402,8 +403,6 @@ def merge_plan(doc: dict, out: str | Path, *more: str | Path) -> dict[str, Path]
 
 
 def _atomic_copy(src: Path, dst: Path) -> None:
-    import shutil
-
     tmp = _tmp_path(dst)
     shutil.copyfile(src, tmp)
     os.replace(tmp, dst)
