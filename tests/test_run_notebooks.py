@@ -126,3 +126,10 @@ def test_side_by_side_runs_real_kernels(project):
     out = rn.run("p", jobs=2)
     assert [o.name for o in out] == ["01_first.ipynb", "02_second.ipynb"] and all(o.exists() for o in out)
     assert result.read_text() == "42"
+
+
+@pytest.mark.parametrize("flag", ["--jobs", "--workers"])
+def test_zero_jobs_or_workers_is_an_error(project, capsys, flag):
+    _profile(project, "{}\n")
+    assert rn.main(["--profile", "p", flag, "0"]) == 2
+    assert f"{flag} must be >= 1" in capsys.readouterr().err
