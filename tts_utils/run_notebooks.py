@@ -120,15 +120,14 @@ def missing_external(notebook: Path, params: dict) -> str | None:
             f"(../shared), so a clone without it skips this notebook")
 
 
-def run(profile_name: str, only: list[str] | None = None, log_output: bool = False, jobs: int = 1,
-        out_dir: Path | None = None) -> list[Path]:
-    """Execute the notebooks, ``jobs`` at a time; returns the executed copies (in ``out_dir``,
-    default runs/notebooks/PROFILE; skipped notebooks have none)."""
+def run(profile_name: str, only: list[str] | None = None, log_output: bool = False, jobs: int = 1) -> list[Path]:
+    """Execute the notebooks, ``jobs`` at a time; returns the executed copies (skipped notebooks
+    have none)."""
     profile = load_profile(profile_name)
     all_nbs = list_notebooks()
     notebooks = list_notebooks(only)
     params = resolve_parameters(profile, notebooks, all_nbs)  # fails before anything runs
-    out_dir = Path(out_dir) if out_dir is not None else RUNS_DIR / profile_name
+    out_dir = RUNS_DIR / profile_name
     out_dir.mkdir(parents=True, exist_ok=True)
     todo = []
     for nb in notebooks:
@@ -272,8 +271,6 @@ def main(argv: list[str] | None = None) -> int:
                     help="afterwards, rewrite README.md's findings table from the verdicts in figures/")
     ap.add_argument("--write-params", action="store_true",
                     help="only (re)write the flat papermill parameter files notebooks/params/<profile>/*.yaml")
-    ap.add_argument("--out-dir", type=Path, default=None,
-                    help="where the executed notebooks go (default: runs/notebooks/<profile>)")
     ap.add_argument("--jobs", type=int, default=None,
                     help="notebooks run side by side (default: as --workers)")
     ap.add_argument("--workers", type=int, default=None,
@@ -291,11 +288,10 @@ def main(argv: list[str] | None = None) -> int:
         if jobs < 1:
             raise ProfileError(f"--jobs must be >= 1, got {jobs}")
         os.environ[threads.WORKERS_ENV] = str(workers)  # the notebooks' kernels inherit it
-        run(args.profile, args.only, args.log_output, jobs=jobs, out_dir=args.out_dir)
+        run(args.profile, args.only, args.log_output, jobs=jobs)
     except (ProfileError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-
     if args.readme and update_readme(paths.FIGURES_DIR):
         print("README.md findings table updated from figures/*.verdict.json")
     return 0

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -66,6 +65,7 @@ def grid_config(results_dir: str, dataset: str, policies: Sequence[str], prms: S
 def collect_grid(config: dict, progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Run (or load from cache) a grid and return (candidates, runs, per-problem accuracy)."""
     from tts_utils.collect import collect
+    from tts_utils.collect.cache import atomic_parquet
 
     # This grid's own tables: the directory's copies may already be another notebook's grid.
     paths = collect(config, progress=progress)
@@ -79,9 +79,7 @@ def collect_grid(config: dict, progress: bool = True) -> tuple[pd.DataFrame, pd.
     if cache.exists():
         return cands, runs, pd.read_parquet(cache)
     acc = analysis.vote_accuracy(cands)
-    tmp = cache.with_name(f"{cache.name}.tmp-{os.getpid()}")  # notebooks may run side by side
-    acc.to_parquet(tmp, index=False)
-    tmp.replace(cache)
+    atomic_parquet(acc, cache)  # a temporary of this process's own: notebooks may run side by side
     return cands, runs, acc
 
 
