@@ -115,6 +115,44 @@ def test_repeated_prompts_are_prefilled_once_and_sample_as_alone(tok, prompts):
     assert got == [pol.generate([p], params, [sd])[0] for p, sd in zip(batch, seeds, strict=True)]
 
 
+def test_next_round_prefills_only_new_tokens_and_samples_as_a_fresh_decoder(tok, prompts):
+    """A search's next round prompts with a kept row (one that ended at a stop string) plus what
+    follows it: only the new tokens are prefilled, on the kept cache, and every sample equals a
+    fresh decoder's, whatever else shares the batch (rows on kept caches of different lengths,
+    and a row with none: the columns between them are padding)."""
+    pol = policy(tok, bias={"\n": 2.5, EOT: -100.0})
+    params = SamplingParams(temperature=0.8, max_tokens=12, stop=("\n\n",))
+    first = pol.generate(prompts, params, seeds=[4, 5, 6])
+    stopped = [p + g.text for p, g in zip(prompts, first, strict=True) if g.finish_reason == "stop"]
+    assert len(stopped) >= 2, [g.finish_reason for g in first]
+    batch = stopped + [prompts[0] + "x", stopped[0]]  # the third extends no kept row
+    seeds = [7, 8, 9, 10][:len(batch)]
+    # new buffers start as garbage (torch.empty): NaN here, so a masked column left unwritten shows
+    net = pol.decoder.net
+    new_cache = net.new_cache
+
+    def nan_cache(*args):
+        cache = new_cache(*args)
+        cache.kv.fill_(float("nan"))
+        return cache
+
+    net.new_cache = nan_cache
+    before = pol.decoder.prefilled_tokens
+    reused = pol.generate(batch, params, seeds)
+    ran = pol.decoder.prefilled_tokens - before
+    del net.new_cache
+    pol.decoder._kept = {}
+    fresh = pol.generate(batch, params, seeds)
+    assert reused == fresh
+    lengths = [n_chars_tokens(tok, x) for x in batch]
+    # distinct prompts run once: the kept ones only their last token, the other one whole
+    assert ran == len(stopped) + lengths[len(stopped)]
+    assert pol.decoder.prefilled_tokens - before - ran == sum(lengths[:len(stopped) + 1])
+    # a call without stop strings (whole solutions) keeps nothing
+    pol.generate(prompts[:1], SamplingParams(temperature=0.8, max_tokens=5, stop=None), [1])
+    assert pol.decoder._kept == {}
+
+
 def test_different_seeds_differ(tok, prompts):
     pol = policy(tok, scale=0.3, bias={EOT: -100})
     gens = pol.generate(prompts[:1] * 8, SamplingParams(temperature=1.0, max_tokens=20, stop=None), seeds=list(range(8)))

@@ -267,6 +267,42 @@ def test_siblings_share_their_prefix_and_score_as_alone(world, batch_size):
     assert ran_full - ran_shared == 3 * common  # the prefix ran once instead of four times
 
 
+def test_next_round_runs_only_the_childrens_new_tokens_and_scores_as_alone(world):
+    """A search's next round scores children of paths scored in the previous call: each family
+    runs on its parent's kept cache (a lone child too), only the tokens after the parent's input,
+    and every reward equals a full forward of that solution alone (1e-5)."""
+    _, prm, _, _ = world
+    parents = [STEPS[:2], STEPS[:1] + ["Then 5 * 4 is 20.\n\n"]]
+    children = [parents[0] + [x] for x in ("So \\boxed{20}.", "Hmm.", "It is 21.")] + [parents[1] + ["Done."]]
+    qs = [QUESTION] * len(children)
+    prm.share_prefixes = False
+    alone = prm.score(qs, children)
+    prm.share_prefixes = True
+    try:
+        prm.score([QUESTION] * 2, parents)  # round 1: kept
+        before = prm.tokens_processed
+        got = prm.score(qs, children)       # round 2: on the kept caches
+        ran = prm.tokens_processed - before
+        prm.score([QUESTION], [SHORT])      # any other call replaces what is kept
+        assert set(prm._kept) <= {(QUESTION, tuple(s.strip() for s in SHORT))}
+    finally:
+        prm._kept = {}
+    for a, b in zip(got, alone, strict=True):
+        assert a.num_tokens == b.num_tokens
+        assert a.rewards == pytest.approx(b.rewards, abs=1e-5)
+
+    def shared(a, b):
+        return next((k for k, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+
+    held = []
+    for parent, family in ((parents[0], children[:3]), (parents[1], children[3:])):
+        p_ids = prm.encode(QUESTION, parent)[0]
+        ids = [prm.encode(QUESTION, c)[0] for c in family]
+        held += [min(shared(p_ids, x) for x in ids)] * len(family)
+    assert min(held) >= len(prm.encode(QUESTION, STEPS[:1])[0]) - 8  # most of the parent is reused
+    assert ran == sum(g.num_tokens for g in got) - sum(held)
+
+
 @pytest.mark.parametrize("case", ["unknown head", "short sliding window"])
 def test_siblings_run_whole_where_sharing_is_not_known_to_be_exact(case):
     if case == "unknown head":  # e.g. the real remote-code Qwen2ForProcessRewardModel

@@ -211,6 +211,13 @@ class SeededDecoder:
     ``decode`` left-pads each chunk of ``batch_size`` prompts (sorted by length, which is safe because
     rows do not interact), prefills identical prompts once, and drops finished rows from the cache
     once a quarter of the live rows are done, so that stragglers run alone.
+
+    Rows that end at a stop string are **kept** until the next call (``_Kept``: the keys and values
+    of their prompt and generated tokens): a search's next round prompts with a path plus the step
+    just generated, so a prompt that extends a kept row only prefills its new tokens, on the kept
+    cache. A row's kept columns and its new ones are laid out apart (the kept ones end at one
+    column for the whole batch, the new ones at the last column, with masked padding between), so
+    each row computes exactly its own new tokens whatever else shares the batch.
     """
 
     def __init__(self, model, tokenizer):
@@ -227,6 +234,8 @@ class SeededDecoder:
         # Ids past the tokenizer's vocabulary (padded embedding rows) cannot be decoded: never sample them.
         self.n_decodable = len(tokenizer)
         self._trigger_masks: dict[frozenset, torch.Tensor] = {}
+        self._kept: dict[tuple[int, ...], _Kept] = {}  # rows of the previous call that ended at a stop
+        self.prefilled_tokens = 0  # prompt tokens run through the model so far (kept ones are not)
 
     def decode(self, ids: list[list[int]], seeds: list[int], *, temperature: float, top_p: float,
                max_tokens: int, stops: tuple[str, ...], batch_size: int) -> list[Decoded]:
@@ -234,10 +243,14 @@ class SeededDecoder:
         # By length (less padding), identical prompts together (prefilled once, see _decode_batch).
         order = sorted(range(len(ids)), key=lambda i: (len(ids[i]), ids[i]))
         out: list[Decoded | None] = [None] * len(ids)
+        old, self._kept = self._kept, {}
+        # Only rows that stopped at a stop string can be continued (a search's steps); a call
+        # without stops (whole solutions) keeps nothing.
+        keep = self._kept if stops else None
         for start in range(0, len(order), batch_size):
             chunk = order[start:start + batch_size]
             done = self._decode_batch([ids[i] for i in chunk], [seeds[i] for i in chunk], temperature, top_p,
-                                      max_tokens, stops)
+                                      max_tokens, stops, old, keep)
             for i, d in zip(chunk, done, strict=True):
                 out[i] = d
         return out
@@ -258,25 +271,42 @@ class SeededDecoder:
 
     @torch.inference_mode()
     def _decode_batch(self, ids: list[list[int]], seeds: list[int], temperature: float, top_p: float,
-                      max_tokens: int, stops: tuple[str, ...]) -> list[Decoded]:
-        n, width = len(ids), max(len(x) for x in ids)
+                      max_tokens: int, stops: tuple[str, ...], old: dict, keep: dict | None) -> list[Decoded]:
+        n = len(ids)
         budget = [max_tokens if self.max_len is None else min(max_tokens, self.max_len - len(x)) for x in ids]
         steps_max = max(budget)
+        # Identical prompts (Best-of-N's samples, a beam's children) are prefilled once; their rows
+        # then start from copies of its KV cache and logits.
+        first: dict[tuple[int, ...], int] = {}
+        src = [first.setdefault(tuple(x), r) for r, x in enumerate(ids)]
+        unique_rows = sorted(first.values())
+        # How much of each distinct prompt a kept row of the previous call holds (its columns are
+        # copied, not computed again).
+        reuse = {r: _find_kept(old, ids[r]) for r in unique_rows}
+        held = {r: (0 if k is None else k.length_for(ids[r])) for r, k in reuse.items()}
+        kept_w = max(held.values())                  # kept columns end here for every row
+        new_w = max(len(ids[r]) - held[r] for r in unique_rows)
+        width = kept_w + new_w
         cap = width + steps_max
         if self.net.window is not None and cap > self.net.window:
             raise ValueError(f"prompt and generation ({cap} tokens) outgrow the model's sliding attention window "
                              f"({self.net.window}); the seeded decoder does not implement sliding windows")
         input_ids = torch.full((n, width), self.pad_id, dtype=torch.long)
         valid = torch.zeros((n, width), dtype=torch.bool)
-        for r, x in enumerate(ids):  # left padding: every row's last prompt token is in the last column
-            input_ids[r, width - len(x):] = torch.tensor(x)
-            valid[r, width - len(x):] = True
+        for r, x in enumerate(ids):
+            # kept columns right-aligned to kept_w, new tokens left-padded to the last column:
+            # every row's last prompt token is in the last column
+            h = held[src[r]]
+            input_ids[r, kept_w - h:kept_w] = torch.tensor(x[:h], dtype=torch.long)
+            valid[r, kept_w - h:kept_w] = True
+            input_ids[r, width - (len(x) - h):] = torch.tensor(x[h:])
+            valid[r, width - (len(x) - h):] = True
         input_ids, valid = input_ids.to(self.device), valid.to(self.device)
         # Positions count real tokens only, so a padded row sees the same positions as alone.
         positions = (valid.long().cumsum(-1) - 1).clamp(min=0)
         padded = not bool(valid.all())
         dtype = self.model.model.embed_tokens.weight.dtype
-        # One additive mask over every column the decode can reach (-inf on left padding); a step
+        # One additive mask over every column the decode can reach (-inf on padding); a step
         # hands attention a view of the filled columns.
         mask_buf = None
         if padded:
@@ -288,24 +318,37 @@ class SeededDecoder:
         keys = seed_keys(seeds)
         budget_t = torch.tensor(budget, device=self.device)
 
-        # Identical prompts (Best-of-N's samples, a beam's children) are prefilled once; their rows
-        # then start from copies of its KV cache and logits.
-        first: dict[tuple[int, ...], int] = {}
-        src = [first.setdefault(tuple(x), r) for r, x in enumerate(ids)]
-        unique = torch.tensor(sorted(first.values()), device=self.device)
+        unique = torch.tensor(unique_rows, device=self.device)
         # The KV buffers start with room for 64 new tokens and double when full (most rows stop early).
         cache = self.net.new_cache(len(unique), width + min(steps_max, 64))
+        # Masked columns must hold finite numbers (attention's zero weight times NaN is NaN): the
+        # padding before a row's kept columns is never computed, so it is zeroed.
+        cache.kv[..., :kept_w, :].zero_()
+        for k, r in enumerate(unique_rows):
+            if held[r]:
+                reuse[r].copy_into(cache.kv[:, :, k, :, kept_w - held[r]:kept_w], held[r])
+        cache.length = kept_w
         prefill_mask = None
         if padded:
-            # Causal, and no attending to padding; a padding position attends to itself so that its
-            # softmax has a term (its output is never used).
-            causal = torch.ones((width, width), dtype=torch.bool, device=self.device).tril()
-            allowed = causal & (valid[unique][:, None, :] | torch.eye(width, dtype=torch.bool, device=self.device))
+            # Causal over the new columns, no attending to padding; a padding position attends to
+            # itself so that its softmax has a term (its output is never used).
+            q_cols = torch.arange(kept_w, width, device=self.device)
+            k_cols = torch.arange(width, device=self.device)
+            allowed = (k_cols[None, :] <= q_cols[:, None]) & (valid[unique][:, None, :] | (k_cols[None, :] == q_cols[:, None]))
             prefill_mask = torch.zeros(allowed.shape, dtype=dtype, device=self.device)
             prefill_mask = prefill_mask.masked_fill_(~allowed, float("-inf")).unsqueeze(1)
-        logits = self.net.forward(input_ids[unique], positions[unique], cache, prefill_mask, rotary)
+        logits = self.net.forward(input_ids[unique][:, kept_w:], positions[unique][:, kept_w:], cache, prefill_mask,
+                                  rotary)
+        self.prefilled_tokens += sum(len(ids[r]) - held[r] for r in unique_rows)
+        # Each distinct prompt's keys and values, for the rows kept at the end (views: no copy).
+        prompt_kv = {}
+        if keep is not None:
+            for k, r in enumerate(unique_rows):
+                h, m = held[r], len(ids[r]) - held[r]
+                row = cache.kv[:, :, k]
+                prompt_kv[r] = [row[..., kept_w - h:kept_w, :], row[..., width - m:width, :]]
         if len(unique) < n:
-            slot = {r: k for k, r in enumerate(sorted(first.values()))}
+            slot = {r: k for k, r in enumerate(unique_rows)}
             expand = torch.tensor([slot[r] for r in src], device=self.device)
             cache.select(expand)
             logits = logits[expand]
@@ -315,6 +358,18 @@ class SeededDecoder:
         out = torch.zeros((n, steps_max), dtype=torch.long, device=self.device)
         result: list[Decoded | None] = [None] * n
         n_done_in_batch = 0
+
+        def keep_finished(js):
+            # rows that stopped at a stop string: their prompt's columns and those of every
+            # generated token but the last (whose keys and values were never computed)
+            for j in js:
+                r = live[j]
+                if result[r] is None or result[r][2] != "stop":
+                    continue
+                g = result[r][1] - 1
+                segments = [*prompt_kv[src[r]], cache.kv[:, :, j, :, width:width + g].clone()]
+                keep[(*ids[r], *out[r, :g].tolist())] = _Kept(segments)
+
         for step in range(steps_max):
             logits = logits.float()
             logits[:, self.n_decodable:] = float("-inf")
@@ -331,14 +386,17 @@ class SeededDecoder:
                     n_done_in_batch += result[r] is not None
             if n_done_in_batch:
                 alive = [j for j, r in enumerate(live) if result[r] is None]
+                if not alive or n_done_in_batch >= 0.25 * len(live):
+                    if keep is not None:
+                        keep_finished([j for j, r in enumerate(live) if result[r] is not None])
                 if not alive:
                     break
                 if n_done_in_batch >= 0.25 * len(live):
-                    keep = torch.tensor(alive, device=self.device)
-                    cache.select(keep)
-                    next_pos, tok, rows = next_pos[keep], tok[keep], rows[keep]
+                    keep_t = torch.tensor(alive, device=self.device)
+                    cache.select(keep_t)
+                    next_pos, tok, rows = next_pos[keep_t], tok[keep_t], rows[keep_t]
                     if mask_buf is not None:
-                        mask_buf = mask_buf[keep]
+                        mask_buf = mask_buf[keep_t]
                     live = [live[j] for j in alive]
                     n_done_in_batch = 0
             cache.reserve(width + step + 1, cap)
@@ -359,6 +417,42 @@ class SeededDecoder:
         if len(gen) >= budget:
             return self._decode(gen), len(gen), "length"
         return None
+
+
+class _Kept:
+    """A row of the previous call that ended at a stop string: the keys and values of its prompt and
+    generated tokens, as segments [2, layers, kv heads, columns, head dim] (views of that call's
+    buffers; only the generated columns are copies)."""
+
+    def __init__(self, segments: list[torch.Tensor]):
+        self.segments = segments
+        self.length = sum(x.shape[-2] for x in segments)
+
+    def length_for(self, prompt: list[int]) -> int:
+        """Columns this row holds of ``prompt``, whose last token always runs (it gives the logits)."""
+        return min(self.length, len(prompt) - 1)
+
+    def copy_into(self, dest: torch.Tensor, length: int) -> None:
+        at = 0
+        for x in self.segments:
+            take = min(x.shape[-2], length - at)
+            dest[..., at:at + take, :] = x[..., :take, :]
+            at += take
+
+
+_KEPT_LOOKBACK = 8  # a search's next prompt ends a token or a few after a kept row (the stop string)
+
+
+def _find_kept(kept: dict, prompt: list[int]) -> _Kept | None:
+    """The kept row whose tokens are the longest prefix of ``prompt`` (within a few tokens of its
+    end), if any."""
+    if not kept:
+        return None
+    for cut in range(len(prompt), max(len(prompt) - _KEPT_LOOKBACK, 0), -1):
+        found = kept.get(tuple(prompt[:cut]))
+        if found is not None:
+            return found
+    return None
 
 
 def _eos_ids(model, tokenizer) -> set[int]:

@@ -27,7 +27,9 @@ Conventions shared by all formats:
   actually ran. Within one ``score`` call, identical inputs run once, and siblings (solutions that
   differ only in their last step: a search's children) run their common input prefix once and
   their last steps on its KV cache (``share_prefixes``, tts_utils.prm_prefix; exact to rounding,
-  1e-5 tested, where the format's head is known). ``tokens_processed`` counts the tokens that actually ran.
+  1e-5 tested, where the format's head is known). The solutions of the last call stay cached, so
+  the next call (a search's next round) runs only its children's new tokens.
+  ``tokens_processed`` counts the tokens that actually ran.
 """
 
 from __future__ import annotations
@@ -111,6 +113,7 @@ class TransformersPRM(PRM):
         self.tokens_processed = 0  # unpadded tokens run through the model so far (duplicates run once)
         self._support: Support | None | bool = False  # False: not probed yet (see _sharing_support)
         self._pieces: dict[str, tuple[int, ...]] = {}  # _encode_piece's memo
+        self._kept: dict = {}  # (question, steps) -> prm_prefix.Kept, from the previous score call
 
     def _encode_piece(self, text: str) -> list[int]:
         """``tokenizer.encode(text, add_special_tokens=False)``, memoized: formats that tokenize step
@@ -172,16 +175,23 @@ class TransformersPRM(PRM):
         # Siblings (the same question and steps but the last, as a search's children) run their
         # common input prefix once, and their own last steps on its KV cache. (Sharing only the
         # question, as Best-of-N's samples could, measured slower than running them whole.)
+        # A family whose parent was scored in the previous call (a search's next round) runs only
+        # its members' new tokens, on the parent's kept cache.
         support = self._sharing_support() if self.share_prefixes and unique else None
+        kept: dict = {}
         if support is not None:
-            shared, unique = split_families(unique, parent, self.min_shared_prefix, support.max_len)
+            shared, unique = split_families(unique, parent, self.min_shared_prefix, support.max_len, self._kept)
             if shared:
-                self.tokens_processed += sum(prefix + sum(len(ids) - prefix for _, ids, _ in family)
-                                             for family, prefix in shared)
-                lengths = {i: len(ids) for family, _ in shared for i, ids, _ in family}
-                rewards = score_families(self.model, self._head, shared, self.batch_size, self.pad_id, support)
+                self.tokens_processed += sum((prefix if old is None else 0) +
+                                             sum(len(ids) - prefix for _, ids, _ in family)
+                                             for family, prefix, old in shared)
+                lengths = {i: len(ids) for family, _, _ in shared for i, ids, _ in family}
+                rewards, by_index = score_families(self.model, self._head, shared, self.batch_size, self.pad_id,
+                                                   support)
                 for i, r in rewards.items():
                     results[i] = StepScores(rewards=r, num_tokens=lengths[i])
+                kept = {(parent[i][0], parent[i][1] + (_clean(solutions[i][-1]),)): k for i, k in by_index.items()}
+        self._kept = kept  # only the last call's: a search's next round scores its children
         # Similar lengths together: less padding. The order cannot change any score (see module doc).
         unique.sort(key=lambda t: len(t[1]))
         for start in range(0, len(unique), self.batch_size):

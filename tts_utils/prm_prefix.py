@@ -1,11 +1,16 @@
-"""Prefix sharing for PRM scoring: siblings run their common input prefix once.
+"""Prefix sharing for PRM scoring: siblings run their common input prefix once, and a path's
+input is not run again when its children are scored in the next call.
 
 A search scores many **siblings** in one call: solutions with the same question and the same
 steps but the last (a beam's children). Their encoded inputs share a long prefix; running it
 once and each sibling's own last tokens on its KV cache gives the outputs of one forward per
-solution (the model is causal), to rounding. ``tts_utils.prm.TransformersPRM.score`` uses this
-where the model allows it (``sharing_support``) and the format's head is known (``head``: the
-backbone's last hidden states at the read positions -> rewards).
+solution (the model is causal), to rounding. A search's next round scores the children of some
+of these solutions: their common prefix is (most of) their parent's input, which was run in the
+previous call. So every solution scored in a family is **kept** (``Kept``: its keys and values
+and its hidden states at the read positions) until the next call, and a family whose parent is
+kept runs only its members' new tokens on the parent's cache. ``tts_utils.prm.TransformersPRM.score``
+uses this where the model allows it (``sharing_support``) and the format's head is known
+(``head``: the backbone's last hidden states at the read positions -> rewards).
 """
 
 from __future__ import annotations
@@ -16,8 +21,9 @@ from dataclasses import dataclass
 
 import torch
 
-# A family: its members [(solution index, input ids, read positions)] and their shared prefix length.
-Family = tuple[list[tuple[int, list[int], list[int]]], int]
+# A family: its members [(solution index, input ids, read positions)], their shared prefix length,
+# and the kept parent whose cache holds that prefix (None: the prefix runs in this call).
+Family = tuple[list[tuple[int, list[int], list[int]]], int, "Kept | None"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,26 @@ class Support:
 
     cache_kw: str
     max_len: int | None
+
+
+@dataclass
+class Kept:
+    """A solution scored in a family, kept for the next call: its input ids, the keys and values
+    of every layer ([kv heads, length, head dim] each; the family's prefix is shared with its
+    siblings, not copied) and its last hidden states at its read positions."""
+
+    ids: list[int]
+    prefix_kv: list[tuple[torch.Tensor, torch.Tensor]]  # columns [0, prefix), shared by the family
+    own_kv: list[tuple[torch.Tensor, torch.Tensor]]     # columns [prefix, len(ids))
+    hidden: dict[int, torch.Tensor]                      # read position -> hidden state
+
+    def kv(self, length: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Keys and values of the first ``length`` columns, per layer."""
+        prefix = self.prefix_kv[0][0].shape[1]
+        if length <= prefix:
+            return [(k[:, :length], v[:, :length]) for k, v in self.prefix_kv]
+        return [(torch.cat([k, ok[:, :length - prefix]], 1), torch.cat([v, ov[:, :length - prefix]], 1))
+                for (k, v), (ok, ov) in zip(self.prefix_kv, self.own_kv, strict=True)]
 
 
 def sharing_support(model, head: Callable[[torch.Tensor], torch.Tensor]) -> Support | None:
@@ -65,51 +91,77 @@ def common_prefix(seqs: list[list[int]]) -> int:
     return min(n, min(len(x) for x in seqs) - 1)
 
 
+def _on_kept(family: list, kept: Kept) -> int:
+    """How much of a family's input the kept parent's cache holds: the columns every member shares
+    with the parent's input (each member keeps one token of its own to run), or 0 where a read
+    position inside them has no kept hidden state."""
+    n = min(min(len(ids) for _, ids, _ in family) - 1, len(kept.ids))
+    for _, ids, _ in family:
+        k = 0
+        while k < n and ids[k] == kept.ids[k]:
+            k += 1
+        n = k
+    if any(c < n and c not in kept.hidden for _, _, cols in family for c in cols):
+        return 0
+    return n
+
+
 def split_families(items: list[tuple[int, list[int], list[int]]], parent: dict, min_prefix: int,
-                   max_len: int | None) -> tuple[list[Family], list[tuple[int, list[int], list[int]]]]:
+                   max_len: int | None, kept: dict | None = None,
+                   ) -> tuple[list[Family], list[tuple[int, list[int], list[int]]]]:
     """(families worth sharing, items to run whole). Items are grouped by ``parent[index]`` (the
-    question and every step but the last); a family shares when its common prefix has at least
-    ``min_prefix`` tokens and no member is longer than ``max_len``."""
+    question and every step but the last). A family whose parent is in ``kept`` (scored in the
+    previous call) runs on the parent's cache, one member or more; otherwise it shares when its
+    common prefix has at least ``min_prefix`` tokens. No member may be longer than ``max_len``."""
     families: dict = {}
     for item in items:
         families.setdefault(parent[item[0]], []).append(item)
     shared, whole = [], []
-    for family in families.values():
-        prefix = common_prefix([ids for _, ids, _ in family]) if len(family) > 1 else 0
+    for key, family in families.items():
         too_long = max_len is not None and max(len(ids) for _, ids, _ in family) > max_len
+        old = (kept or {}).get(key)
+        on_kept = _on_kept(family, old) if old is not None and not too_long else 0
+        if on_kept >= min_prefix:
+            shared.append((family, on_kept, old))
+            continue
+        prefix = common_prefix([ids for _, ids, _ in family]) if len(family) > 1 else 0
         if prefix < min_prefix or too_long:
             whole += family
         else:
-            shared.append((family, prefix))
+            shared.append((family, prefix, None))
     return shared, whole
 
 
 @torch.inference_mode()
 def score_families(model, head: Callable[[torch.Tensor], torch.Tensor], families: list[Family], batch_size: int,
-                   pad_id: int, support: Support) -> dict[int, list[float]]:
-    """Rewards of families of solutions whose inputs share their first ``prefix`` tokens, by
-    solution index.
+                   pad_id: int, support: Support) -> tuple[dict[int, list[float]], dict[int, Kept]]:
+    """Rewards of families of solutions whose inputs share their first ``prefix`` tokens, and every
+    member ``Kept`` for the next call, both by solution index.
 
-    The backbone runs every family's prefix once (right-padded batches), then every member's
-    remaining tokens on its family's KV cache: each batch row holds its prefix's keys and values
-    in its first ``prefix`` columns (masked padding up to the batch's longest prefix), its own
-    tokens after that, with positions that continue its prefix. The model being causal, the
-    outputs are those of one forward per solution (to rounding)."""
+    The backbone runs every family's prefix once (right-padded batches), unless a kept parent's
+    cache holds it, then every member's remaining tokens on its family's KV cache: each batch row
+    holds its prefix's keys and values in its first ``prefix`` columns (masked padding up to the
+    batch's longest prefix), its own tokens after that, with positions that continue its prefix.
+    The model being causal, the outputs are those of one forward per solution (to rounding)."""
     from transformers import DynamicCache
 
     body, device, config = model.base_model, model.device, model.config
     bs = batch_size
     hidden_at: dict[int, list[torch.Tensor]] = {}
+    kept: dict[int, Kept] = {}
     prefix_kv: list = [None] * len(families)
-    prefix_hidden: list = [None] * len(families)
-    order = sorted(range(len(families)), key=lambda f: families[f][1])
+    prefix_hidden: list = [None] * len(families)  # indexable by column: a tensor or a dict
+    for f, (_, prefix, parent) in enumerate(families):
+        if parent is not None:
+            prefix_kv[f], prefix_hidden[f] = parent.kv(prefix), parent.hidden
+    order = sorted((f for f in range(len(families)) if families[f][2] is None), key=lambda f: families[f][1])
     for start in range(0, len(order), bs):
         fs = order[start:start + bs]
         width = max(families[f][1] for f in fs)
         ids = torch.full((len(fs), width), pad_id, dtype=torch.long)
         mask = torch.zeros((len(fs), width), dtype=torch.long)
         for b, f in enumerate(fs):
-            members, prefix = families[f]
+            members, prefix, _ = families[f]
             ids[b, :prefix] = torch.tensor(members[0][1][:prefix], dtype=torch.long)
             mask[b, :prefix] = 1
         cache = DynamicCache(config=config)
@@ -119,7 +171,7 @@ def score_families(model, head: Callable[[torch.Tensor], torch.Tensor], families
             prefix = families[f][1]
             prefix_hidden[f] = hidden[b, :prefix]
             prefix_kv[f] = [(layer.keys[b, :, :prefix], layer.values[b, :, :prefix]) for layer in cache.layers]
-    members = sorted(((f, item) for f, (fam, _) in enumerate(families) for item in fam),
+    members = sorted(((f, item) for f, (fam, _, _) in enumerate(families) for item in fam),
                      key=lambda m: (families[m[0]][1], len(m[1][1])))
     for start in range(0, len(members), bs):
         chunk = members[start:start + bs]
@@ -145,12 +197,17 @@ def score_families(model, head: Callable[[torch.Tensor], torch.Tensor], families
         hidden = body(input_ids=suffix.to(device), attention_mask=mask.to(device),
                       position_ids=positions.to(device), use_cache=True,
                       **{support.cache_kw: cache}).last_hidden_state
-        for b, (f, (i, _, cols)) in enumerate(chunk):
-            prefix = families[f][1]
-            hidden_at[i] = [prefix_hidden[f][c] if c < prefix else hidden[b, c - prefix] for c in cols]
+        for b, (f, (i, ids, cols)) in enumerate(chunk):
+            prefix, own = families[f][1], len(ids) - families[f][1]
+            hidden_at[i] = [prefix_hidden[f][c] if c < prefix else hidden[b, c - prefix].clone() for c in cols]
+            # own columns are copied out of the batch's cache, so that the batch can be freed
+            kept[i] = Kept(ids, prefix_kv[f], [(layer.keys[b, :, longest:longest + own].clone(),
+                                                 layer.values[b, :, longest:longest + own].clone())
+                                                for layer in cache.layers],
+                           dict(zip(cols, hidden_at[i], strict=True)))
     flat = head(torch.stack([h for hs in hidden_at.values() for h in hs])).float().cpu().tolist()
     out, k = {}, 0
     for i, hs in hidden_at.items():
         out[i] = flat[k:k + len(hs)]
         k += len(hs)
-    return out
+    return out, kept
