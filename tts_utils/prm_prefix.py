@@ -15,6 +15,7 @@ uses this where the model allows it (``sharing_support``) and the format's head 
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,6 +54,32 @@ class Kept:
             return [(k[:, :length], v[:, :length]) for k, v in self.prefix_kv]
         return [(torch.cat([k, ok[:, :length - prefix]], 1), torch.cat([v, ov[:, :length - prefix]], 1))
                 for (k, v), (ok, ov) in zip(self.prefix_kv, self.own_kv, strict=True)]
+
+
+@functools.cache
+def _in_place_layer():
+    """A DynamicLayer over preallocated buffers [batch, kv heads, columns, head dim] whose first
+    ``filled`` columns hold the past: ``update`` writes the new keys and values after them in
+    place, where DynamicLayer concatenates (a copy of the whole past per call). A class made on
+    first use, so that importing this module does not import transformers."""
+    from transformers.cache_utils import DynamicLayer
+
+    class InPlaceLayer(DynamicLayer):
+        def __init__(self, keys: torch.Tensor, values: torch.Tensor, filled: int):
+            super().__init__()
+            self._keys, self._values = keys, values
+            self.keys, self.values = keys[..., :filled, :], values[..., :filled, :]
+            self.device, self.is_initialized = keys.device, True
+
+        def update(self, key_states, value_states, *args, **kwargs):
+            start = self.keys.shape[-2]
+            end = start + key_states.shape[-2]
+            self._keys[..., start:end, :] = key_states
+            self._values[..., start:end, :] = value_states
+            self.keys, self.values = self._keys[..., :end, :], self._values[..., :end, :]
+            return self.keys, self.values
+
+    return InPlaceLayer
 
 
 def sharing_support(model, head: Callable[[torch.Tensor], torch.Tensor]) -> Support | None:
@@ -181,19 +208,25 @@ def score_families(model, head: Callable[[torch.Tensor], torch.Tensor], families
         suffix = torch.full((n, width), pad_id, dtype=torch.long)
         mask = torch.zeros((n, longest + width), dtype=torch.long)
         positions = torch.zeros((n, width), dtype=torch.long)
-        past = [(k.new_zeros((n, k.shape[0], longest, k.shape[2])), v.new_zeros((n, v.shape[0], longest, v.shape[2])))
-                for k, v in prefix_kv[chunk[0][0]]]
+        # One buffer per layer for the past and the new tokens: the cache writes the new keys and
+        # values in place (a DynamicCache would copy the whole past again to append them).
+        past = [(k.new_empty((n, k.shape[0], longest + width, k.shape[2])),
+                 v.new_empty((n, v.shape[0], longest + width, v.shape[2]))) for k, v in prefix_kv[chunk[0][0]]]
         for b, (f, (_, ids, _)) in enumerate(chunk):
             prefix = families[f][1]
             for (K, V), (k, v) in zip(past, prefix_kv[f], strict=True):
                 K[b, :, :prefix] = k
                 V[b, :, :prefix] = v
+                # masked columns must hold finite numbers (a zero attention weight times NaN is NaN)
+                K[b, :, prefix:longest] = 0
+                V[b, :, prefix:longest] = 0
             own = len(ids) - prefix
             suffix[b, :own] = torch.tensor(ids[prefix:], dtype=torch.long)
             mask[b, :prefix] = 1
             mask[b, longest:longest + own] = 1
             positions[b] = torch.arange(prefix, prefix + width)
-        cache = DynamicCache(ddp_cache_data=past, config=config)
+        cache = DynamicCache(config=config)
+        cache.layers = [_in_place_layer()(K, V, longest) for K, V in past]
         hidden = body(input_ids=suffix.to(device), attention_mask=mask.to(device),
                       position_ids=positions.to(device), use_cache=True,
                       **{support.cache_kw: cache}).last_hidden_state
