@@ -359,11 +359,10 @@ class SeededDecoder:
         result: list[Decoded | None] = [None] * n
         n_done_in_batch = 0
 
-        def keep_finished(js):
-            # rows that stopped at a stop string: their prompt's columns and those of every
+        def keep_finished():
+            # live rows that stopped at a stop string: their prompt's columns and those of every
             # generated token but the last (whose keys and values were never computed)
-            for j in js:
-                r = live[j]
+            for j, r in enumerate(live):
                 if result[r] is None or result[r][2] != "stop":
                     continue
                 g = result[r][1] - 1
@@ -386,12 +385,12 @@ class SeededDecoder:
                     n_done_in_batch += result[r] is not None
             if n_done_in_batch:
                 alive = [j for j, r in enumerate(live) if result[r] is None]
-                if not alive or n_done_in_batch >= 0.25 * len(live):
-                    if keep is not None:
-                        keep_finished([j for j, r in enumerate(live) if result[r] is not None])
+                drop = n_done_in_batch >= 0.25 * len(live)
+                if keep is not None and (drop or not alive):  # finished rows leave the cache now
+                    keep_finished()
                 if not alive:
                     break
-                if n_done_in_batch >= 0.25 * len(live):
+                if drop:
                     keep_t = torch.tensor(alive, device=self.device)
                     cache.select(keep_t)
                     next_pos, tok, rows = next_pos[keep_t], tok[keep_t], rows[keep_t]

@@ -105,9 +105,7 @@ def sharing_support(model, head: Callable[[torch.Tensor], torch.Tensor]) -> Supp
     return Support(cache_kw, min(windows) - 1 if windows else None) if ok else None
 
 
-def common_prefix(seqs: list[list[int]]) -> int:
-    """Length of the longest common prefix of ``seqs``, less one if it is a whole sequence (every
-    sequence keeps at least one token of its own to run)."""
+def _longest_common(seqs: list[list[int]]) -> int:
     n = min(len(x) for x in seqs)
     first = seqs[0]
     for x in seqs[1:]:
@@ -115,19 +113,20 @@ def common_prefix(seqs: list[list[int]]) -> int:
         while k < n and x[k] == first[k]:
             k += 1
         n = k
-    return min(n, min(len(x) for x in seqs) - 1)
+    return n
+
+
+def common_prefix(seqs: list[list[int]]) -> int:
+    """Length of the longest common prefix of ``seqs``, less one if it is a whole sequence (every
+    sequence keeps at least one token of its own to run)."""
+    return min(_longest_common(seqs), min(len(x) for x in seqs) - 1)
 
 
 def _on_kept(family: list, kept: Kept) -> int:
     """How much of a family's input the kept parent's cache holds: the columns every member shares
     with the parent's input (each member keeps one token of its own to run), or 0 where a read
     position inside them has no kept hidden state."""
-    n = min(min(len(ids) for _, ids, _ in family) - 1, len(kept.ids))
-    for _, ids, _ in family:
-        k = 0
-        while k < n and ids[k] == kept.ids[k]:
-            k += 1
-        n = k
+    n = min(_longest_common([kept.ids, *(ids for _, ids, _ in family)]), min(len(ids) for _, ids, _ in family) - 1)
     if any(c < n and c not in kept.hidden for _, _, cols in family for c in cols):
         return 0
     return n
