@@ -25,6 +25,7 @@ from transformers import (
     Qwen2ForTokenClassification,
 )
 
+from tts_utils import grouped_attention
 from tts_utils.models import get_model
 from tts_utils.prm import (
     PRM_CLASSES,
@@ -301,6 +302,29 @@ def test_next_round_runs_only_the_childrens_new_tokens_and_scores_as_alone(world
         held += [min(shared(p_ids, x) for x in ids)] * len(family)
     assert min(held) >= len(prm.encode(QUESTION, STEPS[:1])[0]) - 8  # most of the parent is reused
     assert ran == sum(g.num_tokens for g in got) - sum(held)
+
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_grouped_key_value_heads_score_as_transformers_sdpa(fmt):
+    """On CPU a PRM runs attention on its grouped key/value heads (no copy per query head); its
+    rewards equal those of transformers' own sdpa attention, which repeats the heads, for whole
+    solutions with padding, a family sharing its prefix, and a next round on kept caches."""
+    parents = [STEPS[:2], STEPS[:1] + ["Then 5 * 4 is 20.\n\n"]]
+    children = [parents[0] + [x] for x in ("So \\boxed{20}.", "Hmm.", "It is 21.")] + [parents[1] + ["Done."]]
+    calls = [([QUESTION, "Q: 1+1?", QUESTION], [LONG, SHORT, STEPS]), ([QUESTION] * 2, parents),
+             ([QUESTION] * len(children), children)]
+    rewards = {}
+    for attn in (grouped_attention.NAME, "sdpa"):
+        prm, model, _ = build(fmt)  # the same seed: the same weights
+        assert model.config._attn_implementation == grouped_attention.NAME
+        model.set_attn_implementation(attn)
+        rewards[attn] = [[s.rewards for s in prm.score(qs, sols)] for qs, sols in calls]
+    for got, want in zip(rewards[grouped_attention.NAME], rewards["sdpa"], strict=True):
+        for a, b in zip(got, want, strict=True):
+            assert a == pytest.approx(b, abs=1e-6)
+    _, model, _ = build(fmt, num_key_value_heads=4)  # one key/value head per query head: nothing to do
+    assert model.config._attn_implementation == "sdpa"
 
 
 @pytest.mark.parametrize("case", ["unknown head", "short sliding window"])

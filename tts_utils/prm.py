@@ -39,6 +39,7 @@ from dataclasses import dataclass
 
 import torch
 
+from tts_utils.grouped_attention import use_grouped_attention
 from tts_utils.prm_prefix import Support, score_families, sharing_support, split_families
 from tts_utils.prompts import QWEN_MATH_SYSTEM_PROMPT
 
@@ -103,6 +104,7 @@ class TransformersPRM(PRM):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.model = model.eval()  # no dropout
+        use_grouped_attention(model)  # on CPU: no copy of every key/value head per query head
         self.tokenizer = tokenizer
         self.name = name or getattr(model.config, "name_or_path", "") or type(self).__name__
         self.batch_size = batch_size
