@@ -48,6 +48,7 @@ def test_every_profile_passes_the_notebooks_own_checks(profile):
     ({"prms": ["a", "b"], "prm": "c"}, "parameter 'prm' is 'c', which is not in 'prms'"),
     ({"policies": ["x"], "sensitive_prm": "a", "prms": ["b"]}, "'sensitive_prm'"),
     ({"policies": ["x", "y"], "small_policies": ["y", "z"]}, "'small_policies' has \\['z'\\]"),
+    ({"prms": ["a", "b"], "hard_prms": ["b", "c"]}, "'hard_prms' has \\['c'\\]"),
     ({"rule": "prm_lst_vote"}, "parameter 'rule' is 'prm_lst_vote', not a voting rule"),
     ({"budgets": "4,8"}, "parameter 'budgets' must be a non-empty list of integers such as \\[4, 8\\], got '4,8'"),
     ({"budgets": []}, "'budgets' must be a non-empty list"),

@@ -13,7 +13,7 @@ PROFILES = sorted(p.stem for p in rn.PARAMS_DIR.glob("*.yaml"))
 MODEL_KEYS = {"policies": "policy", "prms": "prm", "policy": "policy", "prm": "prm", "small_policies": "policy",
               "short_prm": "prm", "long_prm": "prm", "sensitive_prm": "prm", "insensitive_prm": "prm",
               "small_policy": "policy", "large_policy": "policy", "paper_prm_order": "prm",
-              "weak_prms": "prm", "strong_prms": "prm", "table6_policy": "policy", "table6_prms": "prm"}
+              "weak_prms": "prm", "strong_prms": "prm", "hard_prms": "prm", "table6_policy": "policy", "table6_prms": "prm"}
 
 
 def test_the_three_profiles_exist():

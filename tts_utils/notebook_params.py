@@ -25,9 +25,9 @@ MEMBER_OF = {
     "prm": "prms", "short_prm": "prms", "long_prm": "prms", "sensitive_prm": "prms", "insensitive_prm": "prms",
     "policy": "policies", "small_policy": "policies",
 }
-SUBSET_OF = {"small_policies": "policies"}
+SUBSET_OF = {"small_policies": "policies", "hard_prms": "prms"}
 INT_LISTS = ("budgets", "seeds")
-STR_LISTS = ("policies", "prms", "small_policies")
+STR_LISTS = ("policies", "prms", "small_policies", "hard_prms")
 INJECTED_MARK = "# Parameters"  # the first line of the cell papermill injects
 
 
