@@ -34,3 +34,8 @@ def test_accuracy_plot_draws_one_line_per_method_on_a_log2_axis(tmp_path):
     assert ax.get_xscale() == "log" and len(ax.get_lines()) == 1
     assert ax.get_lines()[0].get_label() == "DVTS"
     plt.close(fig)
+
+
+def test_size_labels_read_as_people_write_parameter_counts():
+    assert [plots.size_label(x) for x in (16_000, 213_456, 570_000, 5e8, 1.5e9, 72e9, 999)] == \
+        ["16k", "213k", "570k", "500M", "1.5B", "72B", "999"]

@@ -57,6 +57,15 @@ def method_color(method: str):
     return METHOD_COLORS.get(method, _PALETTE[5])
 
 
+def size_label(params: float) -> str:
+    """A parameter count as people write it: 16k, 570k, 1.5B, 72B."""
+    for scale, unit in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if params >= scale:
+            x = params / scale
+            return f"{x:.2g}{unit}" if x < 10 else f"{x:.0f}{unit}"
+    return f"{params:.0f}"
+
+
 def method_label(method: str) -> str:
     return METHOD_LABELS.get(method, method)
 
