@@ -304,7 +304,6 @@ def test_next_round_runs_only_the_childrens_new_tokens_and_scores_as_alone(world
     assert ran == sum(g.num_tokens for g in got) - sum(held)
 
 
-
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_grouped_key_value_heads_score_as_transformers_sdpa(fmt):
     """On CPU a PRM runs attention on its grouped key/value heads (no copy per query head); its
