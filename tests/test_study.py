@@ -139,3 +139,14 @@ def test_f7_verdict_judges_the_held_out_choice_against_same_n_baselines():
     assert parts["p: compute-optimal TTS beats majority voting"]["effect"] == 0.0
     assert summary["verdict"] == "inconclusive"
     assert table["efficiency"].iloc[0] == "1.0x"  # reaches majority's best (0.5 at N=4) at N=4
+
+
+def test_hard_grid_runs_every_hard_problem_without_the_difficulty_samples():
+    grid = study.grid_config("out", "tinymath500", ["p"], ["a", "b"], methods=study.GRID_METHODS, budgets=[4],
+                             limit=100, chunk_size=25)
+    hard = study.hard_grid(grid, "tinyhard30")
+    assert hard["datasets"] == ["tinyhard30"] and "limit" not in hard and hard["prms"] == ["a", "b"]
+    assert "pass1_samples" not in hard["methods"] and "beam_search" in hard["methods"]
+    assert hard["chunk_size"] == 25 and grid["datasets"] == ["tinymath500"]  # the rest kept, the grid untouched
+    few = study.hard_grid(grid, "tinyhard30", limit=4, prms=["b"])
+    assert few["limit"] == 4 and few["prms"] == ["b"]

@@ -62,6 +62,19 @@ def grid_config(results_dir: str, dataset: str, policies: Sequence[str], prms: S
     return cfg
 
 
+def hard_grid(grid: dict, dataset: str, limit: int = 0, prms: Sequence[str] | None = None) -> dict:
+    """``grid`` on a hard set (the paper's AIME24 panels): every problem, or the first ``limit``;
+    ``prms`` instead of the grid's when given; without the difficulty samples (``pass1_samples``),
+    which only the main benchmark's analyses read."""
+    out = {**grid, "datasets": [dataset], "methods": [m for m in grid["methods"] if m != "pass1_samples"]}
+    out.pop("limit", None)
+    if limit:
+        out["limit"] = limit
+    if prms:
+        out["prms"] = list(prms)
+    return out
+
+
 def collect_grid(config: dict, progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Run (or load from cache) a grid and return (candidates, runs, per-problem accuracy)."""
     from tts_utils.collect import collect
