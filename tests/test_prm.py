@@ -326,6 +326,23 @@ def test_grouped_key_value_heads_score_as_transformers_sdpa(fmt):
     assert model.config._attn_implementation == "sdpa"
 
 
+def test_grouped_attention_hands_a_model_moved_off_the_cpu_to_transformers_sdpa(monkeypatch):
+    """A PRM switched on CPU and moved to a GPU afterwards must not send its masked grouped heads to
+    torch's slow GPU math kernel: off the CPU the attention is transformers' own sdpa (checked on
+    the meta device, which has no kernels)."""
+    import transformers.integrations.sdpa_attention as sdpa
+
+    calls = []
+    monkeypatch.setattr(sdpa, "sdpa_attention_forward", lambda *a, **k: calls.append(a[1].device.type) or ("ok", None))
+    q = torch.zeros(1, 4, 3, 8, device="meta")
+    kv = torch.zeros(1, 2, 3, 8, device="meta")
+    assert grouped_attention._grouped_sdpa(None, q, kv, kv, None)[0] == "ok"
+    assert calls == ["meta"]
+    q, kv = torch.zeros(1, 4, 3, 8), torch.zeros(1, 2, 3, 8)
+    out, _ = grouped_attention._grouped_sdpa(None, q, kv, kv, None)
+    assert calls == ["meta"] and out.shape == (1, 3, 4, 8)  # on CPU it runs itself
+
+
 @pytest.mark.parametrize("case", ["unknown head", "short sliding window"])
 def test_siblings_run_whole_where_sharing_is_not_known_to_be_exact(case):
     if case == "unknown head":  # e.g. the real remote-code Qwen2ForProcessRewardModel

@@ -7,7 +7,8 @@ and call. On CPU torch's kernel takes the grouped heads and the mask together (`
 so ``use_grouped_attention`` switches a model to that: the same attention, without the copy
 (with tiny-prm-qwen, whose 4 query heads share 2 key/value heads, beam search and DVTS took 6-10%
 less time, with the same reward bits). It is for CPU only: on a GPU, a mask with grouped heads
-sends torch to its slow math kernel.
+sends torch to its slow math kernel, so a model moved to a GPU after the switch runs
+transformers' own sdpa there.
 """
 
 from __future__ import annotations
@@ -21,6 +22,11 @@ def _grouped_sdpa(module, query, key, value, attention_mask, dropout=0.0, scalin
     """transformers' sdpa attention for CPU, with ``enable_gqa`` instead of repeated key/value heads."""
     import torch
 
+    if query.device.type != "cpu":  # a model moved off the CPU after the switch
+        from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                      is_causal=is_causal, **kwargs)
     if kwargs.get("position_bias") is not None or kwargs.get("softcap") is not None:
         raise NotImplementedError(f"{NAME}: position_bias and softcap are not supported")
     is_causal = is_causal if is_causal is not None else getattr(module, "is_causal", True)
