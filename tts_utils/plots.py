@@ -84,20 +84,27 @@ def save(fig, name: str, figures_dir: str | Path = "figures") -> list[Path]:
     return paths
 
 
+DODGE_OCTAVES = 0.06  # sideways step between neighbouring lines of accuracy_vs_n
+
+
 def accuracy_vs_n(ax, table, hue: str = "method", title: str | None = None, percent: bool = True,
                   label_fn=None) -> None:
     """Accuracy against budget N (log2 axis), one line per ``hue`` value, CI as a band.
 
-    ``table`` has columns n, acc, lo, hi and ``hue`` (as from analysis.accuracy_table).
+    ``table`` has columns n, acc, lo, hi and ``hue`` (as from analysis.accuracy_table). The lines
+    are dodged sideways by a few hundredths of an octave, so that equal accuracies (common on
+    small problem sets) do not hide one line behind another.
     """
     scale = 100 if percent else 1
     label_fn = label_fn or (method_label if hue == "method" else str)
-    for key, g in table.groupby(hue, sort=False):
+    groups = list(table.groupby(hue, sort=False))
+    for k, (key, g) in enumerate(groups):
         g = g.sort_values("n")
+        x = g["n"] * 2 ** (DODGE_OCTAVES * (k - (len(groups) - 1) / 2))
         color = method_color(key) if hue == "method" else None
         marker = METHOD_MARKERS.get(key, "o") if hue == "method" else "o"
-        (line,) = ax.plot(g["n"], g["acc"] * scale, marker=marker, ms=4, color=color, label=label_fn(key))
-        ax.fill_between(g["n"], g["lo"] * scale, g["hi"] * scale, color=line.get_color(), alpha=0.15, lw=0)
+        (line,) = ax.plot(x, g["acc"] * scale, marker=marker, ms=4, color=color, label=label_fn(key))
+        ax.fill_between(x, g["lo"] * scale, g["hi"] * scale, color=line.get_color(), alpha=0.15, lw=0)
     ax.set_xscale("log", base=2)
     ns = sorted(table["n"].unique())
     ax.set_xticks(ns, [str(int(n)) for n in ns])
