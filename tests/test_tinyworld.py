@@ -270,3 +270,26 @@ def test_shipped_prms_load_and_score():
         prm = load_prm(r["name"])
         (s,) = prm.score([q], [good])
         assert len(s.rewards) == 3 and all(0 <= x <= 1 for x in s.rewards)
+
+
+@pytest.mark.parametrize("name", ["tiny-prm-shepherd", "tiny-prm-rlhflow-terse", "tiny-prm-skywork", "tiny-prm-qwen"])
+def test_shipped_prms_score_the_same_bits_alone_and_in_a_batch(name):
+    """Every real format on real weights and many read positions: a reward is the same bits whether
+    its solution is scored alone or among 32 others. (Skywork's sigmoid, taken in float32, moved
+    about 1 reward in 40 by a last bit with the batch: torch's vectorized and scalar float32 paths
+    differ, and an element's place in the tensor picks one.)"""
+    from tts_utils.data import load_dataset
+    from tts_utils.prm import load_prm
+    from tts_utils.prompts import split_steps
+
+    problems = load_dataset("tinymath500")[::8]
+    questions, solutions = [p.problem for p in problems], [split_steps(p.solution) for p in problems]
+    prm = load_prm(name)
+    prm.share_prefixes = False
+    runs = []
+    for batch_size in (1, 32):
+        prm.batch_size = batch_size
+        runs.append([s.rewards for s in prm.score(questions, solutions)])
+    assert sum(len(r) for r in runs[0]) > 300
+    moved = [(i, a, b) for i, (a, b) in enumerate(zip(*runs, strict=True)) if a != b]
+    assert not moved, moved[:3]

@@ -35,8 +35,9 @@ from tts_utils.search import SearchResult, get_method
 # Bump when a change to the search or grading code changes results: it invalidates the cache.
 # 2: beam search ranks finished paths with live ones (finished_paths); 3: PRMs in float64 on CPU;
 # 4: a chunk file holds the rows of every budget of its unit (derived when written, by
-# search.derive), not only N_run's.
-CODE_VERSION = "collect-4"
+# search.derive), not only N_run's; 5: the Skywork-format sigmoid in float64 (its float32 sigmoid
+# moved a reward's last bit with the batch).
+CODE_VERSION = "collect-5"
 
 CANDIDATE_COLUMNS = ["dataset", "policy", "prm", "method", "n", "seed", "problem_id", "problem_index", "level",
                      "candidate", "subtree", "lineage", "steps", "rewards", "step_tokens", "num_steps",
