@@ -62,6 +62,9 @@ def test_every_section_runs_on_tiny_random_models(tmp_path, capsys):
     assert [(r["policy"], r["batch"]) for r in report["policy_bf16"]] == [("rand-policy", 4)]
     assert [r["prm"] for r in report["prm"]] == ["rand-shepherd", "rand-skywork"]
     assert all(r["tokens"] > 0 and r["solutions"] == 6 for r in report["prm"])
+    for r in report["prm"]:  # fp32 models here: their own cap is the fp32 ceiling, with attention
+        assert r["dtype"] == "float32" and r["ceiling_dtype_flops"] == report["ceiling"]["flops"]
+        assert r["flop_share"] > r["share"] > 0
     rows = report["search"]
     assert [(r["n"], r["method"]) for r in rows] == [(n, m) for n in (4, 8) for m in bench.SEARCH_METHODS]
     for r in rows:
@@ -88,6 +91,17 @@ def test_decode_bytes_counts_the_context_each_token_reads():
     assert b["weight_bytes"] == 4 * sum(p.numel() for p in policy.model.parameters())
 
 
+def test_prm_flops_count_parameters_and_causal_attention():
+    prm = random_models("prm", "rand-skywork")
+    cfg = prm.model.config
+    d_attn = cfg.num_attention_heads * (getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads)
+    f = bench.prm_flops_per_token(prm, [3, 1])  # contexts 1, 2, 3 and 1: mean 7/4
+    assert f["mean_context"] == 7 / 4
+    assert f["params"] == 2 * sum(p.numel() for p in prm.model.parameters())
+    assert f["attention"] == 4 * cfg.num_hidden_layers * d_attn * 7 / 4
+    assert f["total"] == f["params"] + f["attention"]
+
+
 def test_goals_judge_each_measured_figure():
     report = {"search": [{"method": "best_of_n", "n": 16, "rel_s_per_token": 1.0, "prm_per_token": 1.2},
                          {"method": "beam_search", "n": 16, "rel_s_per_token": 1.7, "prm_per_token": 3.0,
@@ -111,7 +125,10 @@ def test_goals_judge_each_measured_figure():
     # judged), busy machine (the study's 1 thread), cold, warm
     assert [g["met"] for g in table] == [False, True, False, False, True, None, True, True, False]
     assert table[0]["value"] == "25% (b)" and table[1]["value"] == "40% (a)"  # by parameters, not speed
-    assert table[2]["value"] == "lowest 30% (q, batch 32)"
+    assert table[2]["value"] == "lowest 30% (q, batch 32; fp32 ceiling, parameters only)"
+    # where measured, a PRM's own cap: all its FLOPs against the ceiling of the dtype it runs in
+    report["prm"][0].update(dtype="float64", flop_share=0.2)
+    assert bench.goals(report)[2]["value"] == "lowest 20% (p, batch 8; float64 ceiling, with attention)"
     assert table[3]["value"] == "1.70x (beam_search, N=16)"
     assert table[6]["value"].startswith("1.40x")
     assert "| 2 | 1 | 8.0 | 40.0 | 5.00x |" in bench.to_markdown({"machine": bench.machine(), "busy": report["busy"]})

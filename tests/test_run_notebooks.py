@@ -64,6 +64,20 @@ def test_defaults_go_only_to_notebooks_that_declare_them(project):
     assert (project / "runs" / "p" / "01_first.ipynb").exists()
 
 
+def test_a_profile_can_start_from_a_base_profile(project):
+    params_dir = project / "notebooks" / "params"
+    (params_dir / "b.yaml").write_text("defaults:\n  label: base\n  out_file: x\nnotebooks:\n  01_first:\n"
+                                       "    value: 1\n    out_file: y\n")
+    _profile(project, "base: b\ndefaults:\n  label: mine\nnotebooks:\n  01_first:\n    value: 2\n")
+    params = rn.resolve_parameters(rn.load_profile("p"), rn.list_notebooks(), rn.list_notebooks())
+    # its own defaults and notebook keys replace the base's; the rest comes from the base
+    assert {nb.stem: p for nb, p in params.items()} == {
+        "01_first": {"out_file": "y", "value": 2}, "02_second": {"label": "mine"}}
+    (params_dir / "b.yaml").write_text("base: p\n")
+    with pytest.raises(rn.ProfileError, match="cycle"):
+        rn.load_profile("p")
+
+
 def test_readme_findings_table_comes_from_the_verdict_files(tmp_path):
     import json
 

@@ -63,16 +63,27 @@ def list_notebooks(only: list[str] | None = None) -> list[Path]:
     return notebooks
 
 
-def load_profile(profile: str) -> dict:
+def load_profile(profile: str, _seen: tuple[str, ...] = ()) -> dict:
+    """A profile's defaults and per-notebook sections. With ``base: <profile>`` it starts from that
+    profile: its own defaults, and each key of its notebook sections, replace the base's."""
     path = PARAMS_DIR / f"{profile}.yaml"
     if not path.exists():
         known = sorted(p.stem for p in PARAMS_DIR.glob("*.yaml"))
         raise ProfileError(f"unknown profile {profile!r}; known: {', '.join(known)}")
     data = yaml.safe_load(path.read_text()) or {}
-    extra = set(data) - {"defaults", "notebooks"}
+    extra = set(data) - {"base", "defaults", "notebooks"}
     if extra:
-        raise ProfileError(f"{path}: unknown top-level key(s) {sorted(extra)}; expected 'defaults' and 'notebooks'")
-    return {"defaults": data.get("defaults") or {}, "notebooks": data.get("notebooks") or {}, "path": path}
+        raise ProfileError(f"{path}: unknown top-level key(s) {sorted(extra)}; expected 'base', 'defaults' "
+                           "and 'notebooks'")
+    defaults, notebooks = data.get("defaults") or {}, data.get("notebooks") or {}
+    if data.get("base"):
+        if data["base"] in (*_seen, profile):
+            raise ProfileError(f"{path}: base profiles form a cycle: {' -> '.join((*_seen, profile, data['base']))}")
+        base = load_profile(data["base"], (*_seen, profile))
+        defaults = {**base["defaults"], **defaults}
+        notebooks = {nb: {**(base["notebooks"].get(nb) or {}), **(notebooks.get(nb) or {})}
+                     for nb in {**base["notebooks"], **notebooks}}
+    return {"defaults": defaults, "notebooks": notebooks, "path": path}
 
 
 def declared_parameters(notebook: Path) -> set[str]:

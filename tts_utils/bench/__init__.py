@@ -43,11 +43,18 @@ from tts_utils.bench.common import (
     spread,
 )
 from tts_utils.bench.figures import bench_busy, bench_figures, proxy_grid
-from tts_utils.bench.measure import bench_bandwidth, bench_ceiling, bench_policy, bench_prm, decode_bytes
+from tts_utils.bench.measure import (
+    bench_bandwidth,
+    bench_ceiling,
+    bench_policy,
+    bench_prm,
+    decode_bytes,
+    prm_flops_per_token,
+)
 from tts_utils.bench.report import README_END, README_START, goals, to_markdown, update_readme
 from tts_utils.bench.search import bench_search
 
 __all__ = ["POLICIES", "PRMS", "README_END", "README_START", "SEARCH_METHODS", "SECTIONS", "BenchError",
            "bench_bandwidth", "bench_busy", "bench_ceiling", "bench_figures", "bench_policy", "bench_prm", "bench_search",
-           "decode_bytes", "goals", "machine", "main", "median_run", "parser", "proxy_grid", "run", "spread", "to_markdown",
+           "decode_bytes", "goals", "machine", "main", "median_run", "parser", "prm_flops_per_token", "proxy_grid", "run", "spread", "to_markdown",
            "update_readme"]

@@ -91,12 +91,20 @@ def run(args, loader: Callable[[str, str], object] | None = None, log=print) -> 
     if "prm" in sections:
         report["prm"] = []
         pool = spread(problems, args.prm_solutions)
+        ceilings = {"float32": flops} if flops else {}
         for name in args.prms:
             prm = loader("prm", name)
+            model = getattr(prm, "model", None)
+            dtype = next(model.parameters()).dtype if isinstance(model, torch.nn.Module) else None
+            key = str(dtype).removeprefix("torch.")
+            if dtype is not None and dtype.is_floating_point and key not in ceilings:
+                ceilings[key] = bench_ceiling(args.matmul_size, max(args.repeats, 5), dtype)["flops"]
+                report.setdefault("ceilings", {})[key] = ceilings[key]
+                log(f"ceiling: {ceilings[key] / 1e9:.1f} GFLOP/s {key} matmul")
             rows = []
             for b in args.prm_batches:
                 prm.batch_size = b
-                rows.append(bench_prm(prm, pool, args.repeats, flops))
+                rows.append(bench_prm(prm, pool, args.repeats, flops, ceilings))
             row = max(rows, key=lambda r: r["tokens_per_s"])  # at its best batch size
             report["prm"].append(row)
             log(f"prm {name}: " + ", ".join(f"@{r['batch']} {r['tokens_per_s']:.0f} tok/s" for r in rows))
@@ -146,7 +154,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--compile", action="store_true",
                     help="also the last policy under torch.compile at the largest batch (with its compile time)")
     ap.add_argument("--prm-solutions", type=int, default=256, help="reference solutions scored per PRM")
-    ap.add_argument("--prm-batches", nargs="+", type=int, default=[8, 32],
+    ap.add_argument("--prm-batches", nargs="+", type=int, default=[2, 4, 8, 32],
                     help="PRM batch sizes tried (the best is reported)")
     ap.add_argument("--search-policy", default="tiny-policy-l")
     ap.add_argument("--search-prm", default="tiny-prm-skywork")

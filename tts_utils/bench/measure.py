@@ -7,16 +7,16 @@ import time
 
 import torch
 
-from tts_utils.bench.common import BenchError, median_run, model_params, share, spread
+from tts_utils.bench.common import BenchError, median_run, model_params, n_params, share, spread
 from tts_utils.policy import SamplingParams
 from tts_utils.prompts import split_steps
 
 
-def bench_ceiling(size: int = 2048, repeats: int = 5) -> dict:
-    """fp32 matmul FLOP/s of a ``size`` x ``size`` product (median)."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
+def bench_ceiling(size: int = 2048, repeats: int = 5, dtype: torch.dtype = torch.float32) -> dict:
+    """matmul FLOP/s of a ``size`` x ``size`` product in ``dtype`` (median)."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
     t, _ = median_run(lambda: torch.matmul(a, b), repeats, warmup=2)
-    return {"size": size, "flops": 2 * size**3 / t}
+    return {"size": size, "dtype": str(dtype).removeprefix("torch."), "flops": 2 * size**3 / t}
 
 
 def bench_bandwidth(mbytes: int = 256, repeats: int = 5) -> dict:
@@ -82,8 +82,29 @@ def bench_policy(policy, problems, batches=(1, 16, 64, 256), repeats: int = 3, m
     return rows
 
 
-def bench_prm(prm, problems, repeats: int = 3, ceiling_flops: float = 0.0) -> dict:
-    """Scored tokens/s over the problems' reference solutions (one ``score`` call)."""
+def prm_flops_per_token(prm, lengths: list[int]) -> dict | None:
+    """The FLOPs of one scored token in a causal forward: 2 per parameter (the weights' matmuls)
+    plus attention, 4 x d_attn per layer and per earlier token it attends to (QK^T and AV), over
+    the mean causal context of ``lengths``' tokens. None if the PRM is not a local model."""
+    model = getattr(prm, "model", None)
+    cfg = getattr(model, "config", None)
+    if not isinstance(model, torch.nn.Module) or cfg is None:
+        return None
+    cfg = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
+    heads = cfg.num_attention_heads
+    d_attn = heads * (getattr(cfg, "head_dim", None) or cfg.hidden_size // heads)
+    context = sum(n * (n + 1) / 2 for n in lengths) / max(1, sum(lengths))
+    params = n_params(model)
+    attention = 4 * cfg.num_hidden_layers * d_attn * context
+    return {"params": 2 * params, "attention": attention, "total": 2 * params + attention, "mean_context": context}
+
+
+def bench_prm(prm, problems, repeats: int = 3, ceiling_flops: float = 0.0,
+              ceilings: dict[str, float] | None = None) -> dict:
+    """Scored tokens/s over the problems' reference solutions (one ``score`` call). ``share``: the
+    parameter FLOPs (2P a token) over ``ceiling_flops``, the policies' measure; ``flop_share``: all
+    the FLOPs of a token (parameters and attention) over the matmul ceiling of the PRM's own dtype
+    (``ceilings``, by dtype name: the study's CPU PRMs run in float64)."""
     solved = [p for p in problems if p.solution]
     if not solved:
         raise BenchError("the PRM bench needs problems with reference solutions")
@@ -92,9 +113,16 @@ def bench_prm(prm, problems, repeats: int = 3, ceiling_flops: float = 0.0) -> di
     t, scores = median_run(lambda: prm.score(questions, solutions), repeats, warmup=1)
     tokens = sum(s.num_tokens for s in scores)
     p = model_params(prm)
-    return {"prm": prm.name, "params": p, "solutions": len(solved), "batch": getattr(prm, "batch_size", None),
-            "tokens": tokens, "wall_s": t, "tokens_per_s": tokens / t,
-            "share": share(tokens / t, p, ceiling_flops)}
+    row = {"prm": prm.name, "params": p, "solutions": len(solved), "batch": getattr(prm, "batch_size", None),
+           "tokens": tokens, "wall_s": t, "tokens_per_s": tokens / t,
+           "share": share(tokens / t, p, ceiling_flops)}
+    model = getattr(prm, "model", None)
+    dtype = str(next(model.parameters()).dtype).removeprefix("torch.") if isinstance(model, torch.nn.Module) else None
+    flops = prm_flops_per_token(prm, [s.num_tokens for s in scores])
+    if flops is not None and dtype in (ceilings or {}):
+        row.update(dtype=dtype, flops_per_token=flops, ceiling_dtype_flops=ceilings[dtype],
+                   flop_share=tokens / t * flops["total"] / ceilings[dtype])
+    return row
 
 
 
