@@ -293,3 +293,12 @@ def test_shipped_prms_score_the_same_bits_alone_and_in_a_batch(name):
     assert sum(len(r) for r in runs[0]) > 300
     moved = [(i, a, b) for i, (a, b) in enumerate(zip(*runs, strict=True)) if a != b]
     assert not moved, moved[:3]
+
+
+def test_every_prm_is_trained_and_evaluated_once_in_the_build_lanes():
+    from tts_utils.tinyworld.build import PRM_EVAL_LANES, PRM_LANES
+    from tts_utils.tinyworld.train_prm import PRMS
+
+    for lanes in (PRM_LANES, PRM_EVAL_LANES):
+        names = [n for lane in lanes for n in lane]
+        assert sorted(names) == sorted(PRMS)

@@ -26,6 +26,10 @@ PY = sys.executable
 POLICY_LANES = [["tiny-policy-l"], ["tiny-policy-m", "tiny-policy-s", "tiny-policy-xs"]]
 PRM_LANES = [["tiny-prm-qwen"],
              ["tiny-prm-skywork", "tiny-prm-rlhflow-terse", "tiny-prm-rlhflow-verbose", "tiny-prm-shepherd"]]
+# Evaluation has other weights than training: the RLHFlow twins' long chat inputs cost the most
+# there, so one goes with tiny-prm-qwen.
+PRM_EVAL_LANES = [["tiny-prm-qwen", "tiny-prm-rlhflow-verbose"],
+                  ["tiny-prm-skywork", "tiny-prm-rlhflow-terse", "tiny-prm-shepherd"]]
 STAGES = ["test-sets", "policies", "evaluate-policies", "prm-sample", "prm-rollout", "prm-train", "evaluate-prms",
           "report"]
 LOG = "build.log"
@@ -87,7 +91,7 @@ def stage_evaluate_policies() -> list[float]:
 
 
 def stage_evaluate_prms() -> list[float]:
-    return _lanes([[_m("train_prm", "evaluate", "--names", *lane)] for lane in PRM_LANES])
+    return _lanes([[_m("train_prm", "evaluate", "--names", *lane)] for lane in PRM_EVAL_LANES])
 
 
 def stage_report() -> None:

@@ -322,6 +322,9 @@ def train_one(name: str, spec: dict | None = None, steps: int | None = None, sav
 # ------------------------------------------------------------------------------- evaluation
 
 PRM_EVAL_PER_LEVEL = 12
+# Solutions per forward when scoring the held-out samples. Small: the PRMs score in float64, and a
+# batch of 64 long RLHFlow inputs overflows the core's caches (batch 64 ran about half as fast).
+EVAL_BATCH = 4
 
 
 def heldout_records() -> list[dict]:
@@ -423,8 +426,8 @@ def evaluate_prm(name: str) -> dict:
 
     setup(0)
     t0 = time.time()
-    prm = load_prm(name, batch_size=64) if name in _registry_names() else \
-        load_prm(str(DATA / name), prm_format=PRMS[name]["fmt"], batch_size=64)
+    prm = load_prm(name, batch_size=EVAL_BATCH) if name in _registry_names() else \
+        load_prm(str(DATA / name), prm_format=PRMS[name]["fmt"], batch_size=EVAL_BATCH)
     recs = heldout_records()
     rewards = [s.rewards for s in prm.score([r["problem"] for r in recs], [r["steps"] for r in recs])]
     pols = sorted({r["policy"] for r in recs})
