@@ -19,7 +19,9 @@ from tts_utils.bench.common import (
     BenchError,
     check_registered,
     cpu_profile_lengths,
+    dtype_name,
     machine,
+    model_dtype,
     registry_loader,
     resolve_loader,
     spread,
@@ -94,9 +96,8 @@ def run(args, loader: Callable[[str, str], object] | None = None, log=print) -> 
         ceilings = {"float32": flops} if flops else {}
         for name in args.prms:
             prm = loader("prm", name)
-            model = getattr(prm, "model", None)
-            dtype = next(model.parameters()).dtype if isinstance(model, torch.nn.Module) else None
-            key = str(dtype).removeprefix("torch.")
+            dtype = model_dtype(prm)
+            key = dtype and dtype_name(dtype)
             if dtype is not None and dtype.is_floating_point and key not in ceilings:
                 ceilings[key] = bench_ceiling(args.matmul_size, max(args.repeats, 5), dtype)["flops"]
                 report.setdefault("ceilings", {})[key] = ceilings[key]

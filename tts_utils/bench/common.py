@@ -44,6 +44,16 @@ def model_params(obj) -> int | None:
     return n_params(model) if isinstance(model, torch.nn.Module) else None
 
 
+def model_dtype(obj) -> torch.dtype | None:
+    """The dtype of a local model's weights (``obj.model``), None for anything else."""
+    model = getattr(obj, "model", None)
+    return next(model.parameters()).dtype if isinstance(model, torch.nn.Module) else None
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
 def share(tokens_per_s: float, params: int | None, ceiling_flops: float) -> float | None:
     """Achieved parameter FLOPs (2P a token) over the ceiling."""
     if not params or not ceiling_flops:

@@ -7,7 +7,16 @@ import time
 
 import torch
 
-from tts_utils.bench.common import BenchError, median_run, model_params, n_params, share, spread
+from tts_utils.bench.common import (
+    BenchError,
+    dtype_name,
+    median_run,
+    model_dtype,
+    model_params,
+    n_params,
+    share,
+    spread,
+)
 from tts_utils.policy import SamplingParams
 from tts_utils.prompts import split_steps
 
@@ -16,7 +25,7 @@ def bench_ceiling(size: int = 2048, repeats: int = 5, dtype: torch.dtype = torch
     """matmul FLOP/s of a ``size`` x ``size`` product in ``dtype`` (median)."""
     a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
     t, _ = median_run(lambda: torch.matmul(a, b), repeats, warmup=2)
-    return {"size": size, "dtype": str(dtype).removeprefix("torch."), "flops": 2 * size**3 / t}
+    return {"size": size, "dtype": dtype_name(dtype), "flops": 2 * size**3 / t}
 
 
 def bench_bandwidth(mbytes: int = 256, repeats: int = 5) -> dict:
@@ -116,12 +125,12 @@ def bench_prm(prm, problems, repeats: int = 3, ceiling_flops: float = 0.0,
     row = {"prm": prm.name, "params": p, "solutions": len(solved), "batch": getattr(prm, "batch_size", None),
            "tokens": tokens, "wall_s": t, "tokens_per_s": tokens / t,
            "share": share(tokens / t, p, ceiling_flops)}
-    model = getattr(prm, "model", None)
-    dtype = str(next(model.parameters()).dtype).removeprefix("torch.") if isinstance(model, torch.nn.Module) else None
+    dtype = model_dtype(prm)
+    name = dtype and dtype_name(dtype)
     flops = prm_flops_per_token(prm, [s.num_tokens for s in scores])
-    if flops is not None and dtype in (ceilings or {}):
-        row.update(dtype=dtype, flops_per_token=flops, ceiling_dtype_flops=ceilings[dtype],
-                   flop_share=tokens / t * flops["total"] / ceilings[dtype])
+    if flops is not None and name in (ceilings or {}):
+        row.update(dtype=name, flops_per_token=flops, ceiling_dtype_flops=ceilings[name],
+                   flop_share=tokens / t * flops["total"] / ceilings[name])
     return row
 
 
