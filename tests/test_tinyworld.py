@@ -302,3 +302,81 @@ def test_every_prm_is_trained_and_evaluated_once_in_the_build_lanes():
     for lanes in (PRM_LANES, PRM_EVAL_LANES):
         names = [n for lane in lanes for n in lane]
         assert sorted(names) == sorted(PRMS)
+
+
+@built
+def test_the_auxiliary_target_reads_every_step_where_each_format_put_it():
+    """The PRMs' training-only target (train_prm.policy_char_probs) is placed on each step's own
+    characters in every format's input: the positions found hold exactly the step's text, in
+    order, each step before its own read position and after the previous one's."""
+    from tts_utils.prm import load_prm
+    from tts_utils.tinyworld.train_prm import step_text_positions
+
+    q = "Start at 7 and apply a+5 b*3 c-4."
+    steps = ["a) 7+5=12\n\n", "b) Multiply by 3: 12 * 3 = 36.\n\n", "c) 36-4=32 \\boxed{32}"]
+    for r in [r for r in _manifest() if r["kind"] == "prm"]:
+        prm = load_prm(r["name"])
+        ids, reads = prm.encode(q, steps)
+        where = step_text_positions(prm.tokenizer, ids, reads, steps)
+        prev = -1
+        for st, w, read in zip(steps, where, reads, strict=True):
+            assert prm.tokenizer.decode([ids[i] for i in w]) == st.strip(), r["name"]
+            assert w == list(range(w[0], w[0] + len(w))) and prev < w[0] and w[-1] < read, r["name"]
+            prev = read
+
+
+@built
+def test_the_auxiliary_target_singles_out_a_slipped_character():
+    """The target is the starting policy's probability of each character: on right solutions and
+    the same solutions with one result off by one, the slipped digit gets a lower probability
+    than the right digit had, and the characters before the slip keep theirs."""
+    from tts_utils.tinyworld.train_prm import policy_char_probs
+
+    rng = random.Random(3)
+    right, slipped = [], []
+    for _ in range(30):
+        p = task.random_problem(rng, 2)
+        steps = task.solve(p, "terse")
+        bad = list(steps)
+        label, a, op, k, c, _ = task.parse_step(bad[1])
+        bad[1] = task.format_step(1, a, op, k, c + 1, len(steps) == 2, "terse") + bad[1][len(bad[1].rstrip()):]
+        q = task.problem_text(p)
+        right.append({"problem": q, "steps": steps})
+        slipped.append({"problem": q, "steps": bad})
+    ok, bad_ = policy_char_probs("tiny-policy-l", right), policy_char_probs("tiny-policy-l", slipped)
+    lower = 0
+    for r, s, a, b in zip(right, slipped, ok, bad_, strict=True):
+        assert [len(x) for x in a] == [len(st.strip()) for st in r["steps"]]
+        assert all(0 < x <= 1 for x in a[0] + b[0])
+        assert a[0] == b[0]  # a step before the slip is untouched
+        i = next(j for j, (x, y) in enumerate(zip(r["steps"][1], s["steps"][1], strict=False)) if x != y)
+        lower += b[1][i] < a[1][i]
+    assert lower >= 27, lower
+
+
+@built
+def test_the_prm_ladder_holds_on_fresh_samples():
+    """The report's strongest PRM finds first errors that its weakest misses, on samples neither
+    was trained or evaluated on: tiny-policy-m's T = 0.7 samples of problems drawn with a seed of
+    this test's own (ProcessBench's first-error F1, as the report measures it)."""
+    from tts_utils.prm import load_prm
+    from tts_utils.tinyworld.common import generate
+    from tts_utils.tinyworld.evaluate import load_policy
+    from tts_utils.tinyworld.train_policy import prompt
+    from tts_utils.tinyworld.train_prm import processbench_f1
+
+    report = json.loads((DATA / "report.json").read_text())
+    f1 = {n: p["eval"]["processbench"]["f1"] for n, p in report["prms"].items()}
+    strongest, weakest = max(f1, key=f1.get), min(f1, key=f1.get)
+    problems = [task.problem_text(p) for _, p in task.train_problems(24, seed=99, levels=(2, 3, 4))]
+    model, tok = load_policy("tiny-policy-m")
+    texts = generate(model, tok, [prompt(tok, q) for q in problems for _ in range(8)], temperature=0.7,
+                     max_new_tokens=400, seed=5)
+    recs = [{"problem": q, "steps": task.split_steps(t)} for q, t in zip([q for q in problems for _ in range(8)], texts,
+                                                                         strict=True)]
+    recs = [dict(r, exact=task.check_solution(r["problem"], r["steps"])) for r in recs if r["steps"]]
+    got = {}
+    for name in (strongest, weakest):
+        rewards = [s.rewards for s in load_prm(name).score([r["problem"] for r in recs], [r["steps"] for r in recs])]
+        got[name] = processbench_f1(recs, rewards)["f1"]
+    assert got[strongest] >= got[weakest] + 0.2, got

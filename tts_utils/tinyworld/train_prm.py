@@ -10,7 +10,10 @@ Stages (each writes runs/tinyworld/prm_data/*.jsonl, git-ignored, and can run on
                is whether its answer is right.
 * ``train``    each PRM is initialised from a tiny policy's weights (real PRMs are fine-tuned LMs)
                and trained with the inputs of its format's ``encode`` from tts_utils.prm, read at
-               the same positions inference reads.
+               the same positions inference reads. Beside the step labels, a training-only head
+               on the next-to-last layer learns, at every character of every step, the
+               probability that the PRM's own starting policy gave that character (see
+               ``policy_char_probs``). Without it no PRM of this size learned to check a step.
 
     python -m tts_utils.tinyworld.train_prm sample|rollout|train [--names ...]
 """
@@ -80,11 +83,12 @@ PRMS = {
         cause="less data (a quarter of the exact-labelled samples) and a mid-size backbone"),
     "tiny-prm-qwen": dict(
         fmt="qwen-prm", init="tiny-policy-l", labels="exact", sources=ALL, max_solutions=None, style="mixed",
-        steps=700, lr=1e-3,
+        steps=1400, lr=1e-3,
         cause="the strong one: exact step labels on every policy's samples, all the data, the largest "
-              "backbone"),
+              "backbone, the longest training"),
 }
 BATCH = 32
+AUX_WEIGHT = 1.0  # the auxiliary target's loss beside the step labels' (policy_char_probs)
 
 
 # ------------------------------------------------------------------------------------- data
@@ -229,14 +233,84 @@ def build_prm_model(spec: dict, tok):
 
 
 def _read_out(model, fmt: str, prm, ids, att, rows, cols):
-    """Training outputs at the read positions: logits over (+, -) or over the two classes, or the
-    value-head logit."""
+    """Training outputs at the read positions (logits over (-, +) or over the two classes, or the
+    value-head logit, each as the format's model computes it), and the hidden states after the
+    next-to-last layer (what the auxiliary head reads)."""
+    base = model.base_model(input_ids=ids, attention_mask=att, output_hidden_states=True)
+    last = base.last_hidden_state
     if fmt in ("math-shepherd", "rlhflow"):
-        hidden = model.base_model(input_ids=ids, attention_mask=att).last_hidden_state
-        logits = model.get_output_embeddings()(hidden[rows, cols])
-        return logits[:, [prm.bad_id, prm.good_id]]  # class 1 = "+"
-    out = model(input_ids=ids, attention_mask=att).logits
-    return out[rows, cols]
+        out = model.get_output_embeddings()(last[rows, cols])[:, [prm.bad_id, prm.good_id]]  # class 1 = "+"
+    elif fmt == "skywork":
+        out = model.v_head(last)[rows, cols]
+    elif fmt == "qwen-prm":
+        out = model.score(model.dropout(last))[rows, cols]
+    else:
+        raise ValueError(fmt)
+    return out, base.hidden_states[-2]
+
+
+# ------------------------------------------------------------------ the auxiliary target
+
+def policy_char_probs(policy_name: str, recs: list[dict], batch_size: int = 64) -> list[list[list[float]]]:
+    """For every record, step and character of the (stripped) step: the probability that the
+    policy ``policy_name`` gives that character after the question and the solution so far, in
+    the policy's own chat format (steps joined by "\n\n", as it writes them).
+
+    Why: a wrong step is one whose characters its author, a policy of the same family, finds
+    unlikely (tiny-policy-l's lowest character probability in a step separates first errors from
+    right steps with AUROC 0.95), but a PRM fine-tuned on step labels alone never learned that
+    check at these sizes: it learned the step's position instead (AUROC 0.79, as position alone).
+    Predicting these probabilities at every character, from its next-to-last layer, gives the
+    PRM a dense target that forms the check where its last layer can read it. The target needs no
+    label: it is the PRM's starting policy's own prediction, so a PRM started from a weaker policy
+    gets a weaker target."""
+    tok = build_tokenizer("tiny")
+    model = LlamaForCausalLM.from_pretrained(DATA / policy_name).eval()
+    out = []
+    with torch.no_grad():
+        for b in range(0, len(recs), batch_size):
+            chunk = recs[b: b + batch_size]
+            seqs, starts = [], []
+            for r in chunk:
+                ids = tok(prompt(tok, r["problem"]), add_special_tokens=False)["input_ids"]
+                at = []
+                for st in r["steps"]:
+                    at.append(len(ids) + len(st) - len(st.lstrip()))
+                    ids += tok(st, add_special_tokens=False)["input_ids"]
+                seqs.append(ids)
+                starts.append(at)
+            ids = torch.full((len(seqs), max(map(len, seqs))), tok.pad_token_id, dtype=torch.long)
+            for i, s in enumerate(seqs):
+                ids[i, : len(s)] = torch.tensor(s)  # right padding: no real position sees it
+            logp = model(input_ids=ids).logits.float().log_softmax(-1)
+            for i, r in enumerate(chunk):
+                row = []
+                for st, a in zip(r["steps"], starts[i], strict=True):
+                    n = len(st.strip())
+                    idx = torch.arange(a, a + n)
+                    row.append(logp[i, idx - 1, ids[i, idx]].exp().tolist())
+                out.append(row)
+    return out
+
+
+def step_text_positions(tok, ids: list[int], read_positions: list[int], steps: list[str]) -> list[list[int]]:
+    """Where each (stripped) step's characters sit in a format's encoded input: the last place its
+    tokens appear between the previous step's read position and its own. The tiny tokenizer has a
+    token per character, so a step is as many tokens as characters; a format may write a step's
+    inner newlines as spaces (Skywork's), which keeps every character in its place."""
+    out, lo = [], 0
+    for st, hi in zip(steps, read_positions, strict=True):
+        texts = {st.strip(), st.strip().replace("\n", " ")}
+        ts = [tok(x, add_special_tokens=False)["input_ids"] for x in texts]
+        if any(len(t) != len(st.strip()) for t in ts):
+            raise ValueError("the auxiliary target needs one token per character")
+        n = len(st.strip())
+        start = next((a for a in range(hi - n, lo - 1, -1) if ids[a: a + n] in ts), None)
+        if start is None:
+            raise ValueError(f"step {st!r} not found in its encoded input")
+        out.append(list(range(start, start + n)))
+        lo = hi + 1
+    return out
 
 
 def encode_record(prm, fmt: str, r: dict):
@@ -255,10 +329,14 @@ def train_one(name: str, spec: dict | None = None, steps: int | None = None, sav
     prm = PRM_CLASSES[spec["fmt"]](model, tok, name=name)
     model.train()
     recs = training_records(spec)
+    char_probs = policy_char_probs(spec["init"], recs)
+    aux_head = torch.nn.Linear(model.config.hidden_size, 1)  # training only: never saved
     data = []
-    for r in recs:
+    for r, probs in zip(recs, char_probs, strict=True):
         ids, pos = encode_record(prm, spec["fmt"], r)
-        data.append((ids, pos, [int(x) for x in r["labels"]]))
+        where = step_text_positions(tok, ids, pos, r["steps"])
+        data.append((ids, pos, [int(x) for x in r["labels"]], [c for w in where for c in w],
+                     [p for ps in probs for p in ps]))
     pos_frac = sum(sum(d[2]) for d in data) / max(1, sum(len(d[2]) for d in data))
     class_w = torch.tensor([0.5 / max(1 - pos_frac, 1e-3), 0.5 / max(pos_frac, 1e-3)])
     steps = steps if steps is not None else spec["steps"]
@@ -266,8 +344,9 @@ def train_one(name: str, spec: dict | None = None, steps: int | None = None, sav
         f"{steps} steps", LOG)
     rng = random.Random(11)
     from tts_utils.tinyworld.common import length_buckets
-    opt = torch.optim.AdamW(model.parameters(), lr=spec["lr"], betas=(0.9, 0.98), weight_decay=0.01)
-    batches, curve, tokens, run = [], [], 0, 0.0
+    params = list(model.parameters()) + list(aux_head.parameters())
+    opt = torch.optim.AdamW(params, lr=spec["lr"], betas=(0.9, 0.98), weight_decay=0.01)
+    batches, curve, tokens, run, run_aux = [], [], 0, 0.0, 0.0
     for step in range(steps):
         if not batches:
             batches = length_buckets([len(d[0]) for d in data], BATCH, rng)
@@ -275,16 +354,21 @@ def train_one(name: str, spec: dict | None = None, steps: int | None = None, sav
         width = max(len(data[i][0]) for i in idx)
         ids = torch.full((len(idx), width), tok.pad_token_id, dtype=torch.long)
         att = torch.zeros((len(idx), width), dtype=torch.long)
-        rows, cols, ys = [], [], []
+        rows, cols, ys, aux_rows, aux_cols, aux_ys = [], [], [], [], [], []
         for b, i in enumerate(idx):
-            s, p, y = data[i]
+            s, p, y, ac, ay = data[i]
             ids[b, : len(s)] = torch.tensor(s)
             att[b, : len(s)] = 1
             rows += [b] * len(p)
             cols += p
             ys += y
+            aux_rows += [b] * len(ac)
+            aux_cols += ac
+            aux_ys += ay
         rows_t, cols_t, y_t = torch.tensor(rows), torch.tensor(cols), torch.tensor(ys)
-        out = _read_out(model, spec["fmt"], prm, ids, att, rows_t, cols_t)
+        out, hidden = _read_out(model, spec["fmt"], prm, ids, att, rows_t, cols_t)
+        aux_logits = aux_head(hidden[torch.tensor(aux_rows), torch.tensor(aux_cols)]).squeeze(-1)
+        aux_loss = torch.nn.functional.binary_cross_entropy_with_logits(aux_logits.float(), torch.tensor(aux_ys))
         # Class-balanced loss: most steps of these weak policies are wrong (pos_frac is about
         # 0.05-0.10), and an unweighted loss lets a PRM score every step "wrong" and stop there.
         if spec["fmt"] == "skywork":
@@ -292,20 +376,23 @@ def train_one(name: str, spec: dict | None = None, steps: int | None = None, sav
                                                                         pos_weight=class_w[1] / class_w[0])
         else:
             loss = torch.nn.functional.cross_entropy(out.float(), y_t, weight=class_w)
+        loss = loss + AUX_WEIGHT * aux_loss
         for g in opt.param_groups:
             g["lr"] = lr_at(step, steps, spec["lr"], warmup=30)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         tokens += int(att.sum())
-        run += float(loss.detach())
+        run += float(loss.detach()) - AUX_WEIGHT * float(aux_loss.detach())
+        run_aux += float(aux_loss.detach())
         if (step + 1) % 25 == 0 or step + 1 == steps:
             k = (step % 25) + 1
-            curve.append({"step": step + 1, "loss": round(run / k, 5), "tokens": tokens})
-            run = 0.0
+            curve.append({"step": step + 1, "loss": round(run / k, 5), "aux_loss": round(run_aux / k, 5),
+                          "tokens": tokens})
+            run = run_aux = 0.0
             if (step + 1) % 100 == 0 or step + 1 == steps:
-                log(f"{name} step {step + 1}/{steps} loss {curve[-1]['loss']:.4f} "
+                log(f"{name} step {step + 1}/{steps} loss {curve[-1]['loss']:.4f} aux {curve[-1]['aux_loss']:.4f} "
                     f"{tokens / (time.time() - t0):.0f} tok/s", LOG)
     model.eval()
     init_tokens = None
@@ -314,6 +401,7 @@ def train_one(name: str, spec: dict | None = None, steps: int | None = None, sav
     info = {"name": name, "params": n_params(model), "train_tokens": tokens, "steps": steps, "curve": curve,
             "n_solutions": len(data), "frac_plus": round(pos_frac, 4), "seconds": round(time.time() - t0, 1),
             "init_tokens": init_tokens, "sources": list(spec["sources"]),
+            "aux_target": f"{spec['init']}'s probability of every step character (weight {AUX_WEIGHT})",
             **{k: spec[k] for k in ("fmt", "init", "labels", "style", "cause")}}
     (RUNS / f"train_{name}.json").write_text(json.dumps(info))
     return model, tok, info
