@@ -321,7 +321,7 @@ def test_the_auxiliary_target_reads_every_step_where_each_format_put_it():
         prev = -1
         for st, w, read in zip(steps, where, reads, strict=True):
             assert prm.tokenizer.decode([ids[i] for i in w]) == st.strip(), r["name"]
-            assert w == list(range(w[0], w[0] + len(w))) and prev < w[0] and w[-1] < read, r["name"]
+            assert prev < w[0] and w[-1] < read, r["name"]
             prev = read
 
 
@@ -370,10 +370,9 @@ def test_the_prm_ladder_holds_on_fresh_samples():
     strongest, weakest = max(f1, key=f1.get), min(f1, key=f1.get)
     problems = [task.problem_text(p) for _, p in task.train_problems(24, seed=99, levels=(2, 3, 4))]
     model, tok = load_policy("tiny-policy-m")
-    texts = generate(model, tok, [prompt(tok, q) for q in problems for _ in range(8)], temperature=0.7,
-                     max_new_tokens=400, seed=5)
-    recs = [{"problem": q, "steps": task.split_steps(t)} for q, t in zip([q for q in problems for _ in range(8)], texts,
-                                                                         strict=True)]
+    questions = [q for q in problems for _ in range(8)]
+    texts = generate(model, tok, [prompt(tok, q) for q in questions], temperature=0.7, max_new_tokens=400, seed=5)
+    recs = [{"problem": q, "steps": task.split_steps(t)} for q, t in zip(questions, texts, strict=True)]
     recs = [dict(r, exact=task.check_solution(r["problem"], r["steps"])) for r in recs if r["steps"]]
     got = {}
     for name in (strongest, weakest):

@@ -38,7 +38,17 @@ from transformers import (
 
 from tts_utils.prm import PRM_CLASSES
 from tts_utils.tinyworld import task
-from tts_utils.tinyworld.common import DATA, RUNS, generate, log, lr_at, n_params, save_model, setup
+from tts_utils.tinyworld.common import (
+    DATA,
+    RUNS,
+    generate,
+    length_buckets,
+    log,
+    lr_at,
+    n_params,
+    save_model,
+    setup,
+)
 from tts_utils.tinyworld.evaluate import MAX_NEW, load_policy
 from tts_utils.tinyworld.tokenizer import MS_TAG, VOCAB_SIZE, build_tokenizer
 from tts_utils.tinyworld.train_policy import POLICIES, kv_heads, prompt
@@ -343,7 +353,6 @@ def train_one(name: str, spec: dict | None = None, steps: int | None = None, sav
     log(f"{name}: {n_params(model)} params, {len(data)} solutions ({pos_frac:.2f} of steps '+'), "
         f"{steps} steps", LOG)
     rng = random.Random(11)
-    from tts_utils.tinyworld.common import length_buckets
     params = list(model.parameters()) + list(aux_head.parameters())
     opt = torch.optim.AdamW(params, lr=spec["lr"], betas=(0.9, 0.98), weight_decay=0.01)
     batches, curve, tokens, run, run_aux = [], [], 0, 0.0, 0.0
@@ -372,11 +381,11 @@ def train_one(name: str, spec: dict | None = None, steps: int | None = None, sav
         # Class-balanced loss: most steps of these weak policies are wrong (pos_frac is about
         # 0.05-0.10), and an unweighted loss lets a PRM score every step "wrong" and stop there.
         if spec["fmt"] == "skywork":
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(out.float(), y_t.float(),
-                                                                        pos_weight=class_w[1] / class_w[0])
+            label_loss = torch.nn.functional.binary_cross_entropy_with_logits(out.float(), y_t.float(),
+                                                                              pos_weight=class_w[1] / class_w[0])
         else:
-            loss = torch.nn.functional.cross_entropy(out.float(), y_t, weight=class_w)
-        loss = loss + AUX_WEIGHT * aux_loss
+            label_loss = torch.nn.functional.cross_entropy(out.float(), y_t, weight=class_w)
+        loss = label_loss + AUX_WEIGHT * aux_loss
         for g in opt.param_groups:
             g["lr"] = lr_at(step, steps, spec["lr"], warmup=30)
         opt.zero_grad(set_to_none=True)
@@ -384,7 +393,7 @@ def train_one(name: str, spec: dict | None = None, steps: int | None = None, sav
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         tokens += int(att.sum())
-        run += float(loss.detach()) - AUX_WEIGHT * float(aux_loss.detach())
+        run += float(label_loss.detach())
         run_aux += float(aux_loss.detach())
         if (step + 1) % 25 == 0 or step + 1 == steps:
             k = (step % 25) + 1
