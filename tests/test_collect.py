@@ -136,6 +136,8 @@ def test_sharded_runs_merge_to_the_unsharded_tables(tmp_path, calls, tests_on_pa
     ({"prms": []}, "'prms' is empty"),
     ({"colour": "blue"}, "unknown config field"),
     ({"loader": "no_such_module:f"}, "'loader'"),
+    ({"prm_options": ["cuda"]}, "'prm_options' must be a mapping"),
+    ({"prm_options": {"devise": "cuda"}}, "'prm_options': unknown key\\(s\\) \\['devise'\\]"),
     ({"beam_width": 0}, "beam_width"),
     ({"temperature": float("inf")}, "config field 'temperature' must be a finite number"),
     ({"temperature": float("nan")}, "config field 'temperature' must be a finite number"),
@@ -430,3 +432,35 @@ def test_a_rerun_reads_its_merged_tables_until_a_chunk_changes(tmp_path, calls, 
     assert C.collect(_small(tmp_path), progress=False) == first
     assert any("chunks" in p.parts for p in reads)  # merged again
     assert first["candidates"].read_bytes() == ref
+
+
+def test_prm_options_reach_load_prm_and_key_only_the_units_that_score(tmp_path, monkeypatch):
+    """prm_options go to load_prm as they are; they enter the cache key of PRM units only, and a
+    grid without them keeps the keys it had (caches made before the field existed stay valid)."""
+    import inspect
+
+    import tts_utils.prm
+    from tts_utils.collect import config as config_mod
+    from tts_utils.collect import run as run_mod
+
+    assert set(config_mod.PRM_OPTIONS) <= set(inspect.signature(tts_utils.prm.load_prm).parameters)
+    seen = []
+    monkeypatch.setattr(tts_utils.prm, "load_prm", lambda name, **kw: seen.append((name, kw)))
+    cfg = C.parse_config(grid(tmp_path, loader=None, policies=["Qwen2.5-7B-Instruct"],
+                              prms=["Qwen2.5-Math-PRM-7B"], prm_options={"device": "auto", "dtype": "bfloat16"}))
+    run_mod._load_model(cfg, "prm", "Qwen2.5-Math-PRM-7B")
+    assert seen == [("Qwen2.5-Math-PRM-7B", {"device": "auto", "dtype": "bfloat16"})]
+
+    data = {d: make_problems(7) for d in cfg.datasets}
+    fps = {("policy", "Qwen2.5-7B-Instruct"): "p", ("prm", "Qwen2.5-Math-PRM-7B"): "r"}
+
+    def keys(**over):
+        c = C.parse_config(grid(tmp_path, loader=None, policies=["Qwen2.5-7B-Instruct"],
+                                prms=["Qwen2.5-Math-PRM-7B"], **over))
+        return {(u.method, u.n_run, u.seed, u.chunk): (u.key, bool(u.prm)) for u in C.plan(c, data, fps)}
+
+    plain, empty, bf16 = keys(), keys(prm_options={}), keys(prm_options={"dtype": "bfloat16"})
+    assert plain == empty
+    for k, (key, uses_prm) in plain.items():
+        assert (bf16[k][0] != key) == uses_prm
+    assert any(uses for _, uses in plain.values()) and not all(uses for _, uses in plain.values())

@@ -437,6 +437,25 @@ def test_load_prm_from_a_local_dir(fmt, tmp_path):
         load_prm(str(tmp_path))
 
 
+def test_load_prm_device_and_dtype(tmp_path, monkeypatch):
+    """Without a device a PRM goes where the policy goes (the GPU if one is visible; here the CPU,
+    in float64); a dtype may be named by a string, as a grid config's prm_options name it."""
+    import tts_utils.models
+
+    prm, model, tok = build("skywork")
+    model.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    asked = []
+    monkeypatch.setattr(tts_utils.models, "default_device", lambda: asked.append(1) or "cpu")
+    loaded = load_prm(str(tmp_path), prm_format="skywork")
+    assert asked and next(loaded.model.parameters()).device.type == "cpu"
+    assert next(loaded.model.parameters()).dtype == torch.float64
+    as32 = load_prm(str(tmp_path), prm_format="skywork", dtype="float32")
+    assert next(as32.model.parameters()).dtype == torch.float32
+    with pytest.raises(ValueError, match="unknown dtype 'float33'"):
+        load_prm(str(tmp_path), prm_format="skywork", dtype="float33")
+
+
 def test_load_prm_rejects_policies():
     with pytest.raises(ValueError, match="not a prm"):
         load_prm("Qwen2.5-7B-Instruct")

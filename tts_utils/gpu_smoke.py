@@ -7,6 +7,14 @@ versions, models) and how fast (load and search time, tokens per second) and how
 PRM's choice got right, and exits non-zero if a stage failed, so that a broken GPU setup shows
 before a long paper-profile run.
 
+It also measures what a cached study on this device can rely on: whether the transformers
+backend's samples repeat exactly when the same batch runs twice, and whether a sample stays the
+same when the batch around it changes (on the CPU in float32 it does; in bfloat16 on CUDA a
+different batch can select a different matrix-product kernel, whose rounding can flip a sampled
+token, so a cell's samples can change with the batch it shares, that is with N or with the
+problems run together). A changed sample is reported, not failed: results stay reproducible run
+to run at the same settings.
+
 Without a GPU it stops at once with exit status 2 and says why. ``--device cpu`` runs the
 transformers stage on the CPU instead (vLLM is skipped): that is how the check itself is tested on
 machines without a GPU.
@@ -58,8 +66,9 @@ def describe_device(device: str) -> str:
     return f"CPU, torch {torch.__version__}"
 
 
-def run_stage(label: str, load, prm, problems, n: int, config) -> dict:
-    """Load a policy (``load()``), run Best-of-N on ``problems`` and measure it."""
+def run_stage(label: str, load, prm, problems, n: int, config) -> tuple[dict, object]:
+    """Load a policy (``load()``), run Best-of-N on ``problems`` and measure it; the measurements
+    and the loaded policy."""
     from tts_utils.search import run_method
     from tts_utils.voting import select_index
 
@@ -78,7 +87,33 @@ def run_stage(label: str, load, prm, problems, n: int, config) -> dict:
         right += i is not None and bool(cands[i].correct)
     return {"stage": label, "load_s": load_s, "search_s": search_s, "policy_tokens": result.policy_tokens,
             "prm_tokens": result.prm_tokens, "tok_s": result.policy_tokens / search_s if search_s else 0.0,
-            "right": right, "problems": len(problems), "candidates": len(result.candidates)}
+            "right": right, "problems": len(problems), "candidates": len(result.candidates)}, policy
+
+
+def batch_invariance(policy, problems, rows: int = 32, others: int = 96) -> dict:
+    """Sample ``rows`` prompts alone, again alone, and behind ``others`` more prompts (other seeds,
+    and other problems where there are); count the samples that come out identical."""
+    from tts_utils.policy import SamplingParams
+
+    params = SamplingParams(temperature=0.7, max_tokens=512, stop=None)
+    prompts = [policy.build_prompt(problems[i % len(problems)].problem, []) for i in range(rows + others)]
+    seeds = list(range(rows + others))
+    alone = [g.text for g in policy.generate(prompts[:rows], params, seeds[:rows])]
+    again = [g.text for g in policy.generate(prompts[:rows], params, seeds[:rows])]
+    # the larger batch puts the same prompts and seeds in other positions
+    mixed = policy.generate(prompts[rows:] + prompts[:rows], params, seeds[rows:] + seeds[:rows])
+    among = [g.text for g in mixed[others:]]
+    return {"rows": rows, "others": others, "repeat_same": sum(a == b for a, b in zip(alone, again, strict=True)),
+            "batch_same": sum(a == b for a, b in zip(alone, among, strict=True))}
+
+
+def report_invariance(label: str, row: dict) -> str:
+    line = (f"  {label} samples: {row['repeat_same']}/{row['rows']} identical when the same batch runs again, "
+            f"{row['batch_same']}/{row['rows']} identical among {row['others']} other prompts")
+    if row["batch_same"] < row["rows"]:
+        line += ("\n    (a sample can change with the batch it shares on this device: compare cached results "
+                 "only at the same settings: N, problems, batch size)")
+    return line
 
 
 def report(row: dict) -> str:
@@ -134,14 +169,16 @@ def main(argv: list[str] | None = None) -> int:
                                                    gpu_memory_utilization=0.2, seed=0)))
     for label, load in stages:
         try:
-            row = run_stage(label, load, prm, problems, args.n, config)
+            row, policy = run_stage(label, load, prm, problems, args.n, config)
+            print(report(row))
+            row["invariance"] = batch_invariance(policy, problems)
+            print(report_invariance(label, row["invariance"]))
         except Exception as e:  # report every stage, then fail: one broken backend must not hide the other
             failed.append(label)
             print(f"  {label}: FAILED: {type(e).__name__}: {e}")
             traceback.print_exc(limit=3, file=sys.stderr)
             continue
         rows.append(row)
-        print(report(row))
     if failed:
         print(f"gpu-smoke: FAILED ({', '.join(failed)})")
         return 1

@@ -15,6 +15,14 @@ from pathlib import Path
 
 from tts_utils.paths import DATA_DIR, REPO_ROOT
 
+
+def default_device() -> str:
+    """Where a model goes when no device is named: the GPU if one is visible, else the CPU."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 TINY_MANIFEST = DATA_DIR / "tinyworld" / "models.json"
 # tokenizer_config classes that mean "exactly the tokenizer.json beside me"
 _GENERIC_TOKENIZERS = ("TokenizersBackend", "PreTrainedTokenizerFast")

@@ -78,7 +78,9 @@ class Policy(ABC):
     @abstractmethod
     def generate(self, prompts: list[str], params: SamplingParams, seeds: list[int]) -> list[Generation]:
         """One continuation per prompt. ``seeds[i]`` makes sample i reproducible on its own,
-        whatever else is in the batch (same seed + same prompt -> same text)."""
+        whatever else is in the batch (same seed + same prompt -> same text). Exactly so on the
+        CPU in float32; in bf16 on CUDA a different batch can round differently and flip a token,
+        so there the same batch gives the same texts (``make gpu-smoke`` measures both)."""
 
     def build_prompt(self, question: str, steps: list[str]) -> str:
         """The rendered prompt that continues the partial solution ``steps`` (each ending in
@@ -142,9 +144,9 @@ class TransformersPolicy(Policy):
         import torch
         from transformers import AutoModelForCausalLM
 
-        from tts_utils.models import load_tokenizer
+        from tts_utils.models import default_device, load_tokenizer
 
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = device or default_device()
         if batch_size is None:
             batch_size = 256 if device == "cpu" else 64
         if dtype is None:

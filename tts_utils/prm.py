@@ -485,12 +485,13 @@ PRM_CLASSES: dict[str, type[TransformersPRM]] = {
 }
 
 
-def load_prm(name_or_spec, device: str = "cpu", dtype: torch.dtype | None = None, *,
+def load_prm(name_or_spec, device: str | None = None, dtype: torch.dtype | str | None = None, *,
              prm_format: str | None = None, batch_size: int = 8) -> TransformersPRM:
     """A PRM from the registry: a name, a ``ModelSpec``, or a local directory with ``prm_format=``.
 
-    The class follows the spec's ``prm_format``. ``dtype`` defaults to float64 on CPU and bfloat16
-    elsewhere. Why float64 on CPU: in float32 a reward changed by up to 6e-7 with the batch it
+    The class follows the spec's ``prm_format``. ``device`` defaults to the GPU if one is visible,
+    else the CPU, as the policy's does. ``dtype`` (a torch dtype or its name, "bfloat16") defaults
+    to float64 on CPU and bfloat16 elsewhere. Why float64 on CPU: in float32 a reward changed by up to 6e-7 with the batch it
     was padded into and with the thread count, so the same cached work unit scored differently
     on a resume or another machine, and a near-tie under PRM-Max moved a committed figure. In
     float64 those differences stay far below float32's resolution, and the rewards are returned
@@ -498,7 +499,7 @@ def load_prm(name_or_spec, device: str = "cpu", dtype: torch.dtype | None = None
     it). It costs 1.3-1.8x the float32 scoring time on the tiny world's PRMs. ``device="auto"`` spreads the model over the visible GPUs (``device_map="auto"``;
     Qwen2.5-Math-PRM-72B in bf16 does not fit one 141 GB GPU).
     """
-    from tts_utils.models import ModelSpec, get_model, load_tokenizer
+    from tts_utils.models import ModelSpec, default_device, get_model, load_tokenizer
 
     if isinstance(name_or_spec, ModelSpec):
         spec = name_or_spec
@@ -510,8 +511,13 @@ def load_prm(name_or_spec, device: str = "cpu", dtype: torch.dtype | None = None
         raise ValueError(f"{spec.name!r}: unknown prm_format {spec.prm_format!r}; known: {', '.join(PRM_CLASSES)}")
     cls = PRM_CLASSES[spec.prm_format]
     source = str(spec.local_path()) if spec.is_local else spec.source
+    device = device or default_device()
     if dtype is None:
         dtype = torch.float64 if str(device) == "cpu" else torch.bfloat16
+    elif isinstance(dtype, str):
+        if not isinstance(getattr(torch, dtype, None), torch.dtype):
+            raise ValueError(f"unknown dtype {dtype!r}; e.g. bfloat16, float16, float32, float64")
+        dtype = getattr(torch, dtype)
     kwargs = {"dtype": dtype}
     if device == "auto":
         kwargs["device_map"] = "auto"

@@ -64,6 +64,9 @@ Config (YAML file or dict; unknown keys are errors)::
     chunk_size: 64                 # problems per work unit (the unit of caching and resume)
     backend: transformers          # policy backend: transformers | vllm | openai
     backend_options: {}            # keyword arguments of policy.load_policy (e.g. device, base_url)
+    prm_options: {}                # keyword arguments of prm.load_prm: device (default: cuda if there
+                                   # is a GPU, else cpu; "auto" spreads a PRM over the GPUs), dtype,
+                                   # batch_size
     loader: null                   # optional "module:function" (kind, name) -> model, replacing
                                    # the registry (test doubles; custom servers); a function
                                    # attribute `fingerprint(kind, name) -> str` is used if present

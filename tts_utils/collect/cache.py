@@ -148,6 +148,10 @@ def plan(cfg: GridConfig, data: dict[str, list[Problem]], fingerprints: dict[tup
                                     "method": method, "n_run": n_run, "seed": seed, "search": search,
                                     "backend": cfg.backend,
                                 }
+                                if cfg.prm_options and prm:
+                                    # a PRM's dtype changes its rewards; only when set, so that the
+                                    # keys of grids without it stay what they were
+                                    ident["prm_options"] = cfg.prm_options
                                 key = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
                                 units.append(Unit(ds, pol, prm, method, n_run, budgets, seed, c,
                                                   tuple(p.id for p in chunk), key))

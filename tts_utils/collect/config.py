@@ -14,8 +14,11 @@ from tts_utils.search.pass1_samples import MIN_SAMPLES as PASS1_MIN_SAMPLES
 
 _SEARCH_KEYS = ("beam_width", "max_depth", "temperature", "top_p", "max_step_tokens", "max_solution_tokens",
                 "finished_paths")
+# load_prm's keyword arguments that a grid may set (prm_options), e.g. {device: auto} for a PRM
+# spread over several GPUs or {dtype: float32}
+PRM_OPTIONS = ("device", "dtype", "batch_size")
 _KEYS = {"out", "datasets", "limit", "policies", "prms", "methods", "n", "seeds", "chunk_size", "backend",
-         "backend_options", "loader", "pass1_samples", "pass1_seed", *_SEARCH_KEYS}
+         "backend_options", "prm_options", "loader", "pass1_samples", "pass1_seed", *_SEARCH_KEYS}
 
 
 class ConfigError(ValueError):
@@ -36,6 +39,7 @@ class GridConfig:
     chunk_size: int = 64
     backend: str = "transformers"
     backend_options: dict = field(default_factory=dict)
+    prm_options: dict = field(default_factory=dict)
     loader: str | None = None
     pass1_samples: int = PASS1_MIN_SAMPLES
     pass1_seed: int = PASS1_SEED
@@ -113,6 +117,12 @@ def parse_config(config: dict | str | Path) -> GridConfig:
     backend_options = raw.get("backend_options") or {}
     if not isinstance(backend_options, dict):
         raise ConfigError("config field 'backend_options' must be a mapping")
+    prm_options = raw.get("prm_options") or {}
+    if not isinstance(prm_options, dict):
+        raise ConfigError("config field 'prm_options' must be a mapping")
+    unknown = set(prm_options) - set(PRM_OPTIONS)
+    if unknown:
+        raise ConfigError(f"config field 'prm_options': unknown key(s) {sorted(unknown)}; known: {list(PRM_OPTIONS)}")
     loader = raw.get("loader")
     if loader is not None and (not isinstance(loader, str) or ":" not in loader):
         raise ConfigError(f"config field 'loader' must be 'module:function', got {loader!r}")
@@ -133,7 +143,7 @@ def parse_config(config: dict | str | Path) -> GridConfig:
         methods=methods, n=sorted(budgets), seeds=_as_list(raw, "seeds", int), search=search,
         out=None if out is None else str(out), limit=_positive_int(raw, "limit", None),
         chunk_size=_positive_int(raw, "chunk_size", 64), backend=raw.get("backend", "transformers"),
-        backend_options=backend_options, loader=loader, pass1_samples=pass1_n, pass1_seed=pass1_seed)
+        backend_options=backend_options, prm_options=prm_options, loader=loader, pass1_samples=pass1_n, pass1_seed=pass1_seed)
 
 
 def parse_shard(spec: str | None) -> tuple[int, int] | None:

@@ -52,7 +52,7 @@ def _load_model(cfg: GridConfig, kind: str, name: str):
         return load_policy(name, backend=cfg.backend, **cfg.backend_options)
     from tts_utils.prm import load_prm
 
-    return load_prm(name)
+    return load_prm(name, **cfg.prm_options)
 
 
 def collect(config: dict | str | Path, shard: str | None = None, out: str | Path | None = None,

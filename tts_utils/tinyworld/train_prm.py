@@ -524,8 +524,9 @@ def evaluate_prm(name: str) -> dict:
 
     setup(0)
     t0 = time.time()
-    prm = load_prm(name, batch_size=EVAL_BATCH) if name in _registry_names() else \
-        load_prm(str(DATA / name), prm_format=PRMS[name]["fmt"], batch_size=EVAL_BATCH)
+    # on the CPU whatever the machine: the report's numbers must not depend on a GPU being there
+    prm = load_prm(name, device="cpu", batch_size=EVAL_BATCH) if name in _registry_names() else \
+        load_prm(str(DATA / name), device="cpu", prm_format=PRMS[name]["fmt"], batch_size=EVAL_BATCH)
     recs = heldout_records()
     rewards = [s.rewards for s in prm.score([r["problem"] for r in recs], [r["steps"] for r in recs])]
     pols = sorted({r["policy"] for r in recs})
