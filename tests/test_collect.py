@@ -464,3 +464,14 @@ def test_prm_options_reach_load_prm_and_key_only_the_units_that_score(tmp_path, 
     for k, (key, uses_prm) in plain.items():
         assert (bf16[k][0] != key) == uses_prm
     assert any(uses for _, uses in plain.values()) and not all(uses for _, uses in plain.values())
+
+    # On a GPU machine the models run there in bf16: every unit gets other keys than on the CPU
+    # (the policy's and, where a PRM scores, the PRM's device), so a cache never mixes the two.
+    import tts_utils.models
+
+    monkeypatch.setattr(tts_utils.models, "default_device", lambda: "cuda")
+    on_gpu = keys()
+    assert all(on_gpu[k][0] != key for k, (key, _) in plain.items())
+    on_gpu_cpu_policy = keys(backend_options={"device": "cpu"})
+    for k, (key, uses_prm) in plain.items():
+        assert (on_gpu_cpu_policy[k][0] != key) == uses_prm

@@ -491,8 +491,8 @@ def load_prm(name_or_spec, device: str | None = None, dtype: torch.dtype | str |
 
     The class follows the spec's ``prm_format``. ``device`` defaults to the GPU if one is visible,
     else the CPU, as the policy's does. ``dtype`` (a torch dtype or its name, "bfloat16") defaults
-    to float64 on CPU and bfloat16 elsewhere. Why float64 on CPU: in float32 a reward changed by up to 6e-7 with the batch it
-    was padded into and with the thread count, so the same cached work unit scored differently
+    to float64 on CPU and bfloat16 elsewhere. Why float64 on CPU: in float32 a reward changed by
+    up to 6e-7 with the batch it was padded into and with the thread count, so the same cached work unit scored differently
     on a resume or another machine, and a near-tie under PRM-Max moved a committed figure. In
     float64 those differences stay far below float32's resolution, and the rewards are returned
     rounded to float32: the same bits for any batch and thread count (tests/test_prm.py checks

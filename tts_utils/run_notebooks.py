@@ -42,6 +42,7 @@ import papermill
 import yaml
 
 from tts_utils import paths, threads
+from tts_utils.models import default_device
 
 NOTEBOOK_DIR = paths.NOTEBOOKS_DIR
 PARAMS_DIR = NOTEBOOK_DIR / "params"
@@ -261,16 +262,7 @@ def _default_workers(profile: dict) -> int:
         return threads.study_workers()
     if profile["defaults"].get("backend", "transformers") != "transformers":
         return 1
-    return 1 if _gpu() else threads.default_workers()
-
-
-def _gpu() -> bool:
-    # No GPU driver's device file, no GPU: a CPU machine skips importing torch (1.4 s of a warm run).
-    if not any(os.path.exists(d) for d in ("/dev/nvidiactl", "/dev/kfd", "/dev/dxg")):
-        return False
-    import torch
-
-    return torch.cuda.is_available()
+    return 1 if default_device() != "cpu" else threads.default_workers()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,20 +33,24 @@ class _Timed:
 
 def bench_search(policy, prm, problems, budgets=(16, 64), repeats: int = 3, seed: int = 0,
                  config: SearchConfig | None = None, methods=SEARCH_METHODS) -> list[dict]:
-    """One row per (N, method); ratios relative to BoN at the same N, within this run."""
+    """One row per (N, method); ratios relative to BoN at the same N, within this run. The methods
+    take turns within each repeat (BoN, beam search, DVTS, BoN, ...), so that a drift in the host's
+    speed (this machine's drifts by up to a quarter within an hour) falls on every method alike
+    instead of on the ratio."""
     cfg = config or SearchConfig()
     rows = []
     for n in budgets:
         group = []
-        for method in methods:
-            runs = []
-            for _ in range(max(1, repeats)):
+        timed: dict[str, list] = {m: [] for m in methods}
+        for _ in range(max(1, repeats)):
+            for method in methods:
                 pol, rm = _Timed(policy, "generate"), _Timed(prm, "score")
                 before = getattr(prm, "tokens_processed", None)
                 res = run_method(method, pol, rm, problems, n, seed, cfg)
                 ran = None if before is None else prm.tokens_processed - before
-                runs.append((res.wall_s, pol.seconds, rm.seconds, res, ran))
-            runs.sort(key=lambda r: r[0])
+                timed[method].append((res.wall_s, pol.seconds, rm.seconds, res, ran))
+        for method in methods:
+            runs = sorted(timed[method], key=lambda r: r[0])
             wall, pol_s, prm_s, res, ran = runs[len(runs) // 2]
             if len({(r[3].policy_tokens, r[3].prm_tokens) for r in runs}) != 1:
                 raise BenchError(f"{method} at N={n} is not deterministic: token counts differ between repeats")

@@ -116,9 +116,26 @@ def _problems_digest(problems: list[Problem]) -> str:
     return h.hexdigest()
 
 
+def off_cpu(cfg: GridConfig) -> dict[str, str]:
+    """Which registry-loaded transformers models of the grid run off the CPU, and where: a GPU runs
+    them in bf16, whose samples and rewards differ from the CPU's float ones, so a unit's key holds
+    it and a cache never mixes the two. Empty on the CPU, so that CPU keys stay what they were."""
+    if cfg.loader is not None:
+        return {}
+    from tts_utils.models import default_device
+
+    out = {}
+    if cfg.backend == "transformers" and (cfg.backend_options.get("device") or default_device()) != "cpu":
+        out["policy"] = str(cfg.backend_options.get("device") or default_device())
+    if "device" not in cfg.prm_options and default_device() != "cpu":
+        out["prm"] = default_device()  # a device named in prm_options is in the key already
+    return out
+
+
 def plan(cfg: GridConfig, data: dict[str, list[Problem]], fingerprints: dict[tuple[str, str], str]) -> list[Unit]:
     """Every work unit of the grid, in the final table order."""
     units = []
+    devices = off_cpu(cfg)
     for ds in cfg.datasets:
         problems = data[ds]
         chunks = [problems[i:i + cfg.chunk_size] for i in range(0, len(problems), cfg.chunk_size)]
@@ -152,6 +169,10 @@ def plan(cfg: GridConfig, data: dict[str, list[Problem]], fingerprints: dict[tup
                                     # a PRM's dtype changes its rewards; only when set, so that the
                                     # keys of grids without it stay what they were
                                     ident["prm_options"] = cfg.prm_options
+                                if "policy" in devices:
+                                    ident["policy_device"] = devices["policy"]
+                                if prm and "prm" in devices:
+                                    ident["prm_device"] = devices["prm"]
                                 key = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
                                 units.append(Unit(ds, pol, prm, method, n_run, budgets, seed, c,
                                                   tuple(p.id for p in chunk), key))
