@@ -124,11 +124,13 @@ def off_cpu(cfg: GridConfig) -> dict[str, str]:
         return {}
     from tts_utils.models import default_device
 
+    here = default_device()
+    policy = str(cfg.backend_options.get("device") or here)
     out = {}
-    if cfg.backend == "transformers" and (cfg.backend_options.get("device") or default_device()) != "cpu":
-        out["policy"] = str(cfg.backend_options.get("device") or default_device())
-    if "device" not in cfg.prm_options and default_device() != "cpu":
-        out["prm"] = default_device()  # a device named in prm_options is in the key already
+    if cfg.backend == "transformers" and policy != "cpu":
+        out["policy"] = policy
+    if "device" not in cfg.prm_options and here != "cpu":
+        out["prm"] = here  # a device named in prm_options is in the key already
     return out
 
 
