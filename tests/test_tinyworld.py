@@ -167,6 +167,27 @@ def test_best_of_n_curves_never_select_a_sample_without_an_answer():
     assert curves["last"]["p"]["1"] == 0.25  # N = 1: each sample alone, right in one group of four
 
 
+def test_best_of_n_rise_is_paired_over_problems_with_an_interval():
+    """The rise from N = 4 to N = 64 is the per-problem difference of the curve's points, with a
+    bootstrap interval over problems around it."""
+    from tts_utils.tinyworld.train_prm import best_of_n_curves
+
+    recs, rewards = [], []
+    for q in range(6):
+        for j in range(64):
+            right = j == 63 - q  # one right sample a problem, the PRM scores it highest
+            recs.append({"policy": "p", "unique_id": f"q{q}", "sample": j, "correct": right,
+                         "steps": [f"a) 1+1={2 if right else 3} \\boxed{{{2 if right else 3}}}"]})
+            rewards.append([0.9 if right else 0.1 + 0.001 * j])
+    curves = best_of_n_curves(recs, rewards)
+    rise = curves["rise"]["last"]["p"]
+    c = curves["last"]["p"]
+    assert c["64"] == 1.0 and c["4"] == 0.0625
+    assert rise["n"] == 64 and rise["problems"] == 6
+    assert rise["diff"] == round(c["64"] - c["4"], 4)
+    assert rise["ci95"][0] <= rise["diff"] <= rise["ci95"][1] and rise["p"] < 0.05
+
+
 def test_build_seconds_counts_slowest_lane_cpu():
     from tts_utils.tinyworld.report import build_seconds
 

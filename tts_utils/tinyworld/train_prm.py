@@ -478,7 +478,13 @@ def best_of_n_curves(recs: list[dict], rewards: list[list[float]]) -> dict:
     aggregating step scores by their minimum and by the last one: each problem's 64 samples are cut
     into 64/N disjoint groups of N and the accuracy is averaged over groups and problems. As in the
     study's voting (``voting.select_index``), only samples with an answer compete: a group where
-    none has one scores 0."""
+    none has one scores 0.
+
+    Also ``rise``: per aggregation and policy, accuracy at the largest N minus at N = 4, paired over
+    problems, with its 95% bootstrap interval and p-value (``analysis.bootstrap_test``). The largest
+    N is one group a problem, so on 60 problems a policy's curve end moves by several points by
+    chance alone: the interval says whether a rise or fall is more than that."""
+    from tts_utils.analysis import bootstrap_test
     from tts_utils.grading import extract_answer
 
     by = {}
@@ -487,17 +493,26 @@ def best_of_n_curves(recs: list[dict], rewards: list[list[float]]) -> dict:
         lowest = -math.inf  # below any reward: an answerless sample never wins
         by.setdefault((r["policy"], r["unique_id"]), []).append(
             (r["sample"], r["correct"], min(s) if answered else lowest, s[-1] if answered else lowest))
-    out = {}
+    out, rise = {}, {}
     for agg, col in (("min", 2), ("last", 3)):
-        curves = {}
-        for (pol, _), xs in sorted(by.items()):
+        curves, per_problem = {}, {}
+        for (pol, uid), xs in sorted(by.items()):
             xs.sort()
             for n in [n for n in BON_NS if n <= len(xs)]:
                 groups = [xs[g: g + n] for g in range(0, len(xs) - n + 1, n)]
                 # ties go to the earlier sample, as the study's voting does
                 hits = [max(grp, key=lambda x: (x[col], -x[0]))[1] for grp in groups]
                 curves.setdefault(pol, {}).setdefault(n, []).append(sum(hits) / len(hits))
+                per_problem.setdefault(pol, {}).setdefault(uid, {})[n] = sum(hits) / len(hits)
         out[agg] = {pol: {str(n): round(sum(v) / len(v), 4) for n, v in c.items()} for pol, c in curves.items()}
+        rise[agg] = {}
+        for pol, probs in per_problem.items():
+            top = max(n for n in BON_NS if all(n in a for a in probs.values()))
+            if top > 4:
+                mean, lo, hi, p = bootstrap_test([a[top] - a[4] for a in probs.values()])
+                rise[agg][pol] = {"n": top, "diff": round(mean, 4), "ci95": [round(lo, 4), round(hi, 4)],
+                                  "p": round(p, 4), "problems": len(probs)}
+    out["rise"] = rise
     return out
 
 
