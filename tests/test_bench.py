@@ -74,6 +74,12 @@ def test_every_section_runs_on_tiny_random_models(tmp_path, capsys):
     assert all(r["bytes"]["kv_bytes_per_token"] > 0 for r in report["policy"])
     assert [r["kv_heads"] for r in report["kv_heads"]] == [2, 1]  # its own, then one shared KV head
     assert report["kv_heads"][1]["kv_bytes_per_token"] * 2 == report["kv_heads"][0]["kv_bytes_per_token"]
+    # every row live: its share of the binding cap, as the policy rows' (memory or FLOPs, the lower)
+    r0 = report["kv_heads"][0]
+    from tts_utils.bench.report import decode_caps
+
+    caps = decode_caps({"bytes": r0, "params": r0["params"], "batch": r0["batch"]}, report)
+    assert f"| {r0['tokens_per_s'] / min(caps):.0%} |" in out
     for line in ("Ceiling", "| rand-policy |", "Lever, grouped-query attention", "| rand-skywork |", "| 8 | dvts |", "What bounds decoding at batch 4",
                  "| goal | measured | met |", "BoN: PRM tokens per generated token <= 1.5"):
         assert line in out

@@ -139,7 +139,9 @@ def bench_kv_heads(policy, batch: int = 256, context: int = 96, steps: int = 32,
     """The grouped-query-attention lever: decode steps of the policy's architecture with its own
     number of KV heads and with 1 (as Llama 3 shares a KV head between query heads), random weights
     and otherwise the same shapes, ``batch`` rows at a ``context``-token context. Decode steps
-    only (no sampling), so the rows differ in nothing but the attention's KV bytes."""
+    only (no sampling), so the rows differ in nothing but the attention's KV bytes. Every row stays
+    live, so the first row is also what refilling finished rows (continuous batching) could reach
+    at best: a batch without a tail."""
     import copy
 
     from transformers import AutoModelForCausalLM
@@ -173,6 +175,8 @@ def bench_kv_heads(policy, batch: int = 256, context: int = 96, steps: int = 32,
         t = statistics.median(decode() for _ in range(max(1, repeats)))
         elem = next(net.model.parameters()).element_size()
         kv_bytes = cfg.num_hidden_layers * 2 * kv * net.head_dim * elem * (context + steps / 2)
+        params = sum(p.numel() for p in net.model.parameters())
         rows.append({"policy": policy.name, "kv_heads": kv, "heads": net.n_heads, "batch": batch,
-                     "context": context, "kv_bytes_per_token": kv_bytes, "tokens_per_s": batch * steps / t})
+                     "context": context, "kv_bytes_per_token": kv_bytes, "params": params,
+                     "weight_bytes": params * elem, "tokens_per_s": batch * steps / t})
     return rows
