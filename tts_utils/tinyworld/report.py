@@ -70,11 +70,11 @@ def targets(policies: dict, prms: dict, weight_bytes: int, build: dict | None) -
         fmts = {p["train"]["fmt"] for p in prms.values()}
         best = max(f1, key=f1.get)
         curve = prms[best]["eval"]["best_of_n"]["last"]
-        rises = {pol: [c["4"], c[max(c, key=int)]] for pol, c in curve.items()}
         # beside each [N = 4, N = 64]: the paired difference's 95% interval over problems (where the
         # evaluation measured it), so that a reader sees how much of a rise or fall chance can make
         interval = prms[best]["eval"]["best_of_n"].get("rise", {}).get("last", {})
-        rises = {pol: v + ([interval[pol]["ci95"]] if pol in interval else []) for pol, v in rises.items()}
+        rises = {pol: [c["4"], c[max(c, key=int)]] + ([interval[pol]["ci95"]] if pol in interval else [])
+                 for pol, c in curve.items()}
         out += [
             _target("4 PRM ladder", ">= 5 PRMs in the four real formats", {"n": len(prms), "formats": sorted(fmts)},
                     len(prms) >= 5 and len(fmts) == 4),

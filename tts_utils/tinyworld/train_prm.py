@@ -495,16 +495,19 @@ def best_of_n_curves(recs: list[dict], rewards: list[list[float]]) -> dict:
             (r["sample"], r["correct"], min(s) if answered else lowest, s[-1] if answered else lowest))
     out, rise = {}, {}
     for agg, col in (("min", 2), ("last", 3)):
-        curves, per_problem = {}, {}
+        per_problem = {}  # policy -> problem -> N -> accuracy over the problem's groups of N
         for (pol, uid), xs in sorted(by.items()):
             xs.sort()
             for n in [n for n in BON_NS if n <= len(xs)]:
                 groups = [xs[g: g + n] for g in range(0, len(xs) - n + 1, n)]
                 # ties go to the earlier sample, as the study's voting does
                 hits = [max(grp, key=lambda x: (x[col], -x[0]))[1] for grp in groups]
-                curves.setdefault(pol, {}).setdefault(n, []).append(sum(hits) / len(hits))
                 per_problem.setdefault(pol, {}).setdefault(uid, {})[n] = sum(hits) / len(hits)
-        out[agg] = {pol: {str(n): round(sum(v) / len(v), 4) for n, v in c.items()} for pol, c in curves.items()}
+        out[agg] = {}
+        for pol, probs in per_problem.items():
+            ns = sorted({n for a in probs.values() for n in a})
+            out[agg][pol] = {str(n): round(sum(v) / len(v), 4) for n in ns
+                             for v in [[a[n] for a in probs.values() if n in a]]}
         rise[agg] = {}
         for pol, probs in per_problem.items():
             top = max(n for n in BON_NS if all(n in a for a in probs.values()))
