@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 from conftest import KnownPRM, ScriptedPolicy, make_problems, write_jsonl
 
@@ -80,6 +81,12 @@ def test_every_section_runs_on_tiny_random_models(tmp_path, capsys):
 
     caps = decode_caps({"bytes": r0, "params": r0["params"], "batch": r0["batch"]}, report)
     assert f"| {r0['tokens_per_s'] / min(caps):.0%} |" in out
+    # torch's kernels alone, at the largest batch and at the PRMs' best batch and mean length
+    [top] = [r for r in report["policy"] if r["batch"] == 4]
+    assert top["kernels_alone_tokens_per_s"] > 0 and "kernels_alone_tokens_per_s" not in report["policy"][0]
+    for r in report["prm"]:
+        assert r["kernels_alone"]["length"] == round(r["tokens"] / r["solutions"]) and r["kernels_alone"]["share"] > 0
+    assert "torch's kernels alone allow" in out and "PRMs" in out
     for line in ("Ceiling", "| rand-policy |", "Lever, grouped-query attention", "| rand-skywork |", "| 8 | dvts |", "What bounds decoding at batch 4",
                  "| goal | measured | met |", "BoN: PRM tokens per generated token <= 1.5"):
         assert line in out
@@ -135,9 +142,49 @@ def test_goals_judge_each_measured_figure():
     # where measured, a PRM's own cap: all its FLOPs against the ceiling of the dtype it runs in
     report["prm"][0].update(dtype="float64", flop_share=0.2)
     assert bench.goals(report)[2]["value"] == "lowest 20% (p, batch 8; float64 ceiling, with attention)"
+    # torch's kernels alone, where measured: beside each goal's value
+    report["policy"][1]["kernels_alone_tokens_per_s"] = 1.2e5  # of b's memory cap 2e5: 60%
+    report["prm"][0]["kernels_alone"] = {"length": 100, "share": 0.3}
+    report["prm"][1]["kernels_alone"] = {"length": 80, "share": 0.7}
+    judged = bench.goals(report)
+    assert judged[0]["value"] == "25% (b; torch's kernels alone allow 60%)" and judged[1]["value"] == "40% (a)"
+    assert judged[2]["value"].endswith("torch's kernels alone allow 30% for it, and under 50% for 1 of 2 PRMs")
     assert table[3]["value"] == "1.70x (beam_search, N=16)"
     assert table[6]["value"].startswith("1.40x")
     assert "| 2 | 1 | 8.0 | 40.0 | 5.00x |" in bench.to_markdown({"machine": bench.machine(), "busy": report["busy"]})
+
+
+def test_kernels_alone_times_each_layers_matmuls_and_attention(monkeypatch):
+    import torch.nn.functional as F
+
+    from tts_utils.bench import measure
+
+    policy = random_models("policy", "rand-policy")
+    cfg = policy.model.config
+    layers = measure._layer_linears(policy.model)
+    # q, k, v, o and the MLP's gate, up, down in every decoder layer; the LM head is not one of them
+    assert len(layers) == cfg.num_hidden_layers and all(len(ls) == 7 for ls in layers)
+    assert all(policy.model.lm_head is not m for ls in layers for m in ls)
+    calls = []
+    real_linear, real_attention = F.linear, F.scaled_dot_product_attention
+    monkeypatch.setattr(F, "linear", lambda x, w, b=None: calls.append(("linear", x.shape[0])) or real_linear(x, w, b))
+    monkeypatch.setattr(F, "scaled_dot_product_attention",
+                        lambda q, k, v, **kw: calls.append(("attention", q.shape, k.shape, kw)) or real_attention(q, k, v, **kw))
+    kv, heads = cfg.num_key_value_heads, cfg.num_attention_heads
+    head_dim = cfg.hidden_size // heads
+    assert measure.kernels_alone_s(policy.model, 3, 1, 10, repeats=1) > 0
+    per_forward = cfg.num_hidden_layers * 8
+    assert len(calls) == 2 * per_forward  # a warm-up and one timed forward
+    assert {c[1] for c in calls if c[0] == "linear"} == {3}  # one row a sequence in a decode step
+    assert {c[1:3] for c in calls if c[0] == "attention"} == {((3, kv, heads // kv, head_dim), (3, kv, 10, head_dim))}
+    calls.clear()
+    assert measure.kernels_alone_s(policy.model, 2, 5, 5, repeats=1) > 0
+    assert {c[1] for c in calls if c[0] == "linear"} == {10}  # every token of the whole inputs
+    attention = [c[1:] for c in calls if c[0] == "attention"]
+    assert attention == [((2, heads, 5, head_dim), (2, kv, 5, head_dim), {"is_causal": True, "enable_gqa": kv != heads})
+                         ] * len(attention)
+    with pytest.raises(ValueError, match="new must be 1"):
+        measure.kernels_alone_s(policy.model, 2, 3, 5)
 
 
 def test_search_section_with_scripted_doubles():

@@ -12,9 +12,11 @@ Sections (each figure the median of ``--repeats`` runs; every ratio taken within
   bandwidth, the other cap: a decode step reads the whole KV cache, which for the tiny models at
   batch 256 is far more bytes than their weights (the table "what bounds decoding" shows both).
 * ``policy``: each policy's generated tokens per second at batch 1, 16, 64, 256 (whole solutions
-  of tiny-world problems, temperature 0.7, fixed seeds, ``TransformersPolicy``).
+  of tiny-world problems, temperature 0.7, fixed seeds, ``TransformersPolicy``), and at the
+  largest batch what torch's kernels alone allow: a decode step's attention and weight matmuls at
+  the policy's shapes, with nothing else (``kernels_alone_s``).
 * ``prm``: each PRM's scored tokens per second (the problems' reference solutions, one forward per
-  solution batch) and share of the ceiling.
+  solution batch) and share of the ceiling, and at its best batch what torch's kernels alone allow.
 * ``search``: Best-of-N, beam search and DVTS at the same N on the same problems: wall time (and
   its policy / PRM parts), policy tokens, PRM tokens, wall time per generated token relative to
   BoN, PRM tokens per generated token.
@@ -49,6 +51,7 @@ from tts_utils.bench.measure import (
     bench_policy,
     bench_prm,
     decode_bytes,
+    kernels_alone_s,
     prm_flops_per_token,
 )
 from tts_utils.bench.report import README_END, README_START, goals, to_markdown, update_readme
@@ -56,5 +59,5 @@ from tts_utils.bench.search import bench_search
 
 __all__ = ["POLICIES", "PRMS", "README_END", "README_START", "SEARCH_METHODS", "SECTIONS", "BenchError",
            "bench_bandwidth", "bench_busy", "bench_ceiling", "bench_figures", "bench_policy", "bench_prm", "bench_search",
-           "decode_bytes", "goals", "machine", "main", "median_run", "parser", "prm_flops_per_token", "proxy_grid", "run", "spread", "to_markdown",
+           "decode_bytes", "goals", "kernels_alone_s", "machine", "main", "median_run", "parser", "prm_flops_per_token", "proxy_grid", "run", "spread", "to_markdown",
            "update_readme"]

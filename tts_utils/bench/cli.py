@@ -27,7 +27,15 @@ from tts_utils.bench.common import (
     spread,
 )
 from tts_utils.bench.figures import bench_busy, bench_figures
-from tts_utils.bench.measure import bench_bandwidth, bench_ceiling, bench_kv_heads, bench_policy, bench_prm
+from tts_utils.bench.measure import (
+    bench_bandwidth,
+    bench_ceiling,
+    bench_kv_heads,
+    bench_policy,
+    bench_prm,
+    kernels_alone_s,
+    prm_flops_per_token,
+)
 from tts_utils.bench.report import to_markdown, update_readme
 from tts_utils.bench.search import bench_search
 from tts_utils.data import load_dataset
@@ -66,6 +74,10 @@ def run(args, loader: Callable[[str, str], object] | None = None, log=print) -> 
                                 ceiling_flops=flops)
             report["policy"] += rows
             log("policy " + name + ": " + ", ".join(f"@{r['batch']} {r['tokens_per_s']:.0f} tok/s" for r in rows))
+            top = max(rows, key=lambda r: r["batch"])
+            if top["bytes"]:  # a local model: what torch's kernels alone allow at its batch and context
+                t = kernels_alone_s(policy.model, top["batch"], 1, round(top["bytes"]["mean_context"]), args.repeats)
+                top["kernels_alone_tokens_per_s"] = top["batch"] / t
             if name == args.policies[-1] and getattr(policy, "decoder", None) is not None:
                 report["kv_heads"] = bench_kv_heads(policy, batch=max(args.batches), repeats=args.repeats)
                 log("kv heads lever: " + ", ".join(f"{r['kv_heads']} KV heads {r['tokens_per_s']:.0f} tok/s"
@@ -107,6 +119,12 @@ def run(args, loader: Callable[[str, str], object] | None = None, log=print) -> 
                 prm.batch_size = b
                 rows.append(bench_prm(prm, pool, args.repeats, flops, ceilings))
             row = max(rows, key=lambda r: r["tokens_per_s"])  # at its best batch size
+            if "flop_share" in row:  # what torch's kernels alone allow at that batch and the mean length
+                length = round(row["tokens"] / row["solutions"])
+                t = kernels_alone_s(prm.model, row["batch"], length, length, args.repeats)
+                per_token = prm_flops_per_token(prm, [length] * row["batch"])["total"]
+                row["kernels_alone"] = {"length": length,
+                                        "share": row["batch"] * length * per_token / ceilings[row["dtype"]] / t}
             report["prm"].append(row)
             log(f"prm {name}: " + ", ".join(f"@{r['batch']} {r['tokens_per_s']:.0f} tok/s" for r in rows))
             del prm

@@ -180,3 +180,60 @@ def bench_kv_heads(policy, batch: int = 256, context: int = 96, steps: int = 32,
                      "context": context, "kv_bytes_per_token": kv_bytes, "params": params,
                      "weight_bytes": params * elem, "tokens_per_s": batch * steps / t})
     return rows
+
+
+def _layer_linears(model) -> list[list[torch.nn.Linear]]:
+    """The weight matmuls of each decoder layer (attention and MLP projections; not the heads)."""
+    by_layer: dict[int, list] = {}
+    for name, m in model.named_modules():
+        parts = name.split(".")
+        if isinstance(m, torch.nn.Linear) and "layers" in parts[:-1]:
+            i = parts.index("layers")
+            if i + 1 < len(parts) and parts[i + 1].isdigit():
+                by_layer.setdefault(int(parts[i + 1]), []).append(m)
+    return [by_layer[i] for i in sorted(by_layer)]
+
+
+def kernels_alone_s(model, batch: int, new: int, context: int, repeats: int = 3) -> float:
+    """Seconds that one forward of ``model``'s shape spends in torch's attention kernel and its
+    layers' weight matmuls alone, on random inputs in the model's dtype: ``batch`` rows of ``new``
+    tokens over ``context`` columns. ``new == context`` is a causal forward over whole inputs (as a
+    PRM scores), ``new == 1`` a decode step over a filled KV cache (one buffer per layer, every row
+    live, no padding mask). Norms, rotary embeddings, activations, the heads, sampling and Python
+    are left out, so ``batch * new`` tokens over this time is the most that these kernels allow the
+    whole forward on this machine: an upper bound, not a prediction."""
+    if new not in (1, context):
+        raise ValueError(f"new must be 1 (a decode step) or context (a whole forward); got {new} of {context}")
+    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    heads = cfg.num_attention_heads
+    kv = getattr(cfg, "num_key_value_heads", None) or heads
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
+    layers = _layer_linears(model)
+    if len(layers) != cfg.num_hidden_layers:
+        raise BenchError(f"found the linear layers of {len(layers)} decoder layers, config says "
+                         f"{cfg.num_hidden_layers}")
+    dtype = next(model.parameters()).dtype
+    gen = torch.Generator().manual_seed(0)
+    inputs = {m.in_features: torch.randn(batch * new, m.in_features, generator=gen).to(dtype)
+              for ls in layers for m in ls}
+    if new == 1:   # the decoder's layout: a group's query heads as query rows of their KV head
+        q = torch.randn(batch, kv, heads // kv, head_dim, generator=gen).to(dtype)
+        cache = torch.randn(len(layers), 2, batch, kv, context + 64, head_dim, generator=gen).to(dtype)
+        kvs = [(c[0, :, :, :context], c[1, :, :, :context]) for c in cache]
+    else:
+        q = torch.randn(batch, heads, new, head_dim, generator=gen).to(dtype)
+        kvs = [tuple(torch.randn(2, batch, kv, new, head_dim, generator=gen).to(dtype)) for _ in layers]
+    attention = torch.nn.functional.scaled_dot_product_attention
+
+    @torch.inference_mode()
+    def forward():
+        for linears, (k, v) in zip(layers, kvs, strict=True):
+            for m in linears:
+                torch.nn.functional.linear(inputs[m.in_features], m.weight, m.bias)
+            if new == 1:
+                attention(q, k, v)
+            else:
+                attention(q, k, v, is_causal=True, enable_gqa=kv != heads)
+
+    t, _ = median_run(forward, repeats, warmup=1)
+    return t
