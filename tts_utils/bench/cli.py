@@ -67,67 +67,9 @@ def run(args, loader: Callable[[str, str], object] | None = None, log=print) -> 
             f"{report['bandwidth']['bytes_per_s'] / 1e9:.1f} GB/s memory read")
     flops = ceiling["flops"] if ceiling else 0.0
     if "policy" in sections:
-        report["policy"] = []
-        for name in args.policies:
-            policy = loader("policy", name)
-            rows = bench_policy(policy, problems, args.batches, args.repeats, args.policy_max_tokens,
-                                ceiling_flops=flops)
-            report["policy"] += rows
-            log("policy " + name + ": " + ", ".join(f"@{r['batch']} {r['tokens_per_s']:.0f} tok/s" for r in rows))
-            top = max(rows, key=lambda r: r["batch"])
-            if top["bytes"]:  # a local model: what torch's kernels alone allow at its batch and context
-                t = kernels_alone_s(policy.model, top["batch"], 1, round(top["bytes"]["mean_context"]), args.repeats)
-                top["kernels_alone_tokens_per_s"] = top["batch"] / t
-            if name == args.policies[-1] and getattr(policy, "decoder", None) is not None:
-                report["kv_heads"] = bench_kv_heads(policy, batch=max(args.batches), repeats=args.repeats)
-                log("kv heads lever: " + ", ".join(f"{r['kv_heads']} KV heads {r['tokens_per_s']:.0f} tok/s"
-                                                   for r in report["kv_heads"]))
-            net = getattr(getattr(policy, "decoder", None), "net", None)
-            if args.compile and name == args.policies[-1] and net is not None:
-                net.forward = torch.compile(net.forward, dynamic=True)
-                start = time.perf_counter()
-                bench_policy(policy, problems, [max(args.batches)], 1, args.policy_max_tokens)  # compiles
-                first = time.perf_counter() - start
-                [row] = bench_policy(policy, problems, [max(args.batches)], args.repeats, args.policy_max_tokens,
-                                     ceiling_flops=flops)
-                row["first_run_s"] = first
-                report["policy_compiled"] = row
-                del net.forward  # back to the eager method
-                log(f"policy {name} compiled: @{row['batch']} {row['tokens_per_s']:.0f} tok/s "
-                    f"(first run, compiling, {first:.0f} s)")
-            if args.bf16 and isinstance(getattr(policy, "model", None), torch.nn.Module):
-                policy.model.to(torch.bfloat16)
-                [row] = bench_policy(policy, problems, [max(args.batches)], args.repeats, args.policy_max_tokens,
-                                     ceiling_flops=flops)
-                report.setdefault("policy_bf16", []).append(row)
-                log(f"policy {name} bf16: @{row['batch']} {row['tokens_per_s']:.0f} tok/s")
-            del policy
+        _policy_section(args, loader, problems, flops, report, log)
     if "prm" in sections:
-        report["prm"] = []
-        pool = spread(problems, args.prm_solutions)
-        ceilings = {"float32": flops} if flops else {}
-        for name in args.prms:
-            prm = loader("prm", name)
-            dtype = model_dtype(prm)
-            key = dtype and dtype_name(dtype)
-            if dtype is not None and dtype.is_floating_point and key not in ceilings:
-                ceilings[key] = bench_ceiling(args.matmul_size, max(args.repeats, 5), dtype)["flops"]
-                report.setdefault("ceilings", {})[key] = ceilings[key]
-                log(f"ceiling: {ceilings[key] / 1e9:.1f} GFLOP/s {key} matmul")
-            rows = []
-            for b in args.prm_batches:
-                prm.batch_size = b
-                rows.append(bench_prm(prm, pool, args.repeats, flops, ceilings))
-            row = max(rows, key=lambda r: r["tokens_per_s"])  # at its best batch size
-            if "flop_share" in row:  # what torch's kernels alone allow at that batch and the mean length
-                length = round(row["tokens"] / row["solutions"])
-                t = kernels_alone_s(prm.model, row["batch"], length, length, args.repeats)
-                per_token = prm_flops_per_token(prm, [length] * row["batch"])["total"]
-                row["kernels_alone"] = {"length": length,
-                                        "share": row["batch"] * length * per_token / ceilings[row["dtype"]] / t}
-            report["prm"].append(row)
-            log(f"prm {name}: " + ", ".join(f"@{r['batch']} {r['tokens_per_s']:.0f} tok/s" for r in rows))
-            del prm
+        _prm_section(args, loader, problems, flops, report, log)
     if "search" in sections:
         cfg = SearchConfig(beam_width=args.beam_width, max_depth=args.max_depth,
                            max_step_tokens=args.max_step_tokens, max_solution_tokens=args.max_solution_tokens)
@@ -151,6 +93,79 @@ def run(args, loader: Callable[[str, str], object] | None = None, log=print) -> 
         report["figures"] = bench_figures(args.figures_profile, cold=args.figures == "cold+warm",
                                           timeout_s=args.figures_timeout)
     return report
+
+
+def _policy_section(args, loader, problems, flops: float, report: dict, log) -> None:
+    """Each policy's decoding, what torch's kernels alone allow it, and for the last one the KV-heads
+    lever and --compile; --bf16 for each. Into ``report``."""
+    report["policy"] = []
+    for name in args.policies:
+        policy = loader("policy", name)
+        rows = bench_policy(policy, problems, args.batches, args.repeats, args.policy_max_tokens,
+                            ceiling_flops=flops)
+        report["policy"] += rows
+        log("policy " + name + ": " + ", ".join(f"@{r['batch']} {r['tokens_per_s']:.0f} tok/s" for r in rows))
+        top = max(rows, key=lambda r: r["batch"])
+        if top["bytes"]:  # a local model: what torch's kernels alone allow at its batch and context
+            t = kernels_alone_s(policy.model, top["batch"], 1, round(top["bytes"]["mean_context"]), args.repeats)
+            top["kernels_alone_tokens_per_s"] = top["batch"] / t
+            log(f"policy {name}: @{top['batch']} torch's kernels alone allow {top['batch'] / t:.0f} tok/s")
+        if name == args.policies[-1] and getattr(policy, "decoder", None) is not None:
+            report["kv_heads"] = bench_kv_heads(policy, batch=max(args.batches), repeats=args.repeats)
+            log("kv heads lever: " + ", ".join(f"{r['kv_heads']} KV heads {r['tokens_per_s']:.0f} tok/s"
+                                               for r in report["kv_heads"]))
+        net = getattr(getattr(policy, "decoder", None), "net", None)
+        if args.compile and name == args.policies[-1] and net is not None:
+            net.forward = torch.compile(net.forward, dynamic=True)
+            start = time.perf_counter()
+            bench_policy(policy, problems, [max(args.batches)], 1, args.policy_max_tokens)  # compiles
+            first = time.perf_counter() - start
+            [row] = bench_policy(policy, problems, [max(args.batches)], args.repeats, args.policy_max_tokens,
+                                 ceiling_flops=flops)
+            row["first_run_s"] = first
+            report["policy_compiled"] = row
+            del net.forward  # back to the eager method
+            log(f"policy {name} compiled: @{row['batch']} {row['tokens_per_s']:.0f} tok/s "
+                f"(first run, compiling, {first:.0f} s)")
+        if args.bf16 and isinstance(getattr(policy, "model", None), torch.nn.Module):
+            policy.model.to(torch.bfloat16)
+            [row] = bench_policy(policy, problems, [max(args.batches)], args.repeats, args.policy_max_tokens,
+                                 ceiling_flops=flops)
+            report.setdefault("policy_bf16", []).append(row)
+            log(f"policy {name} bf16: @{row['batch']} {row['tokens_per_s']:.0f} tok/s")
+        del policy
+
+
+def _prm_section(args, loader, problems, flops: float, report: dict, log) -> None:
+    """Each PRM at its best batch size, against the matmul ceiling of the dtype it runs in, and what
+    torch's kernels alone allow it there. Into ``report``."""
+    report["prm"] = []
+    pool = spread(problems, args.prm_solutions)
+    ceilings = {"float32": flops} if flops else {}
+    for name in args.prms:
+        prm = loader("prm", name)
+        dtype = model_dtype(prm)
+        key = dtype and dtype_name(dtype)
+        if dtype is not None and dtype.is_floating_point and key not in ceilings:
+            ceilings[key] = bench_ceiling(args.matmul_size, max(args.repeats, 5), dtype)["flops"]
+            report.setdefault("ceilings", {})[key] = ceilings[key]
+            log(f"ceiling: {ceilings[key] / 1e9:.1f} GFLOP/s {key} matmul")
+        rows = []
+        for b in args.prm_batches:
+            prm.batch_size = b
+            rows.append(bench_prm(prm, pool, args.repeats, flops, ceilings))
+        row = max(rows, key=lambda r: r["tokens_per_s"])  # at its best batch size
+        if "flop_share" in row:  # what torch's kernels alone allow at that batch and the mean length
+            length = round(row["tokens"] / row["solutions"])
+            t = kernels_alone_s(prm.model, row["batch"], length, length, args.repeats)
+            per_token = prm_flops_per_token(prm, [length] * row["batch"])["total"]
+            row["kernels_alone"] = {"length": length,
+                                    "share": row["batch"] * length * per_token / ceilings[row["dtype"]] / t}
+        report["prm"].append(row)
+        log(f"prm {name}: " + ", ".join(f"@{r['batch']} {r['tokens_per_s']:.0f} tok/s" for r in rows)
+            + ("" if "kernels_alone" not in row else
+               f"; torch's kernels alone allow {row['kernels_alone']['share']:.0%} of its own cap at @{row['batch']}"))
+        del prm
 
 
 def parser() -> argparse.ArgumentParser:
