@@ -35,6 +35,15 @@ def bench_bandwidth(mbytes: int = 256, repeats: int = 5) -> dict:
     return {"mbytes": mbytes, "bytes_per_s": x.numel() * 4 / t}
 
 
+def _attention_shape(config) -> tuple[int, int, int, int]:
+    """(layers, query heads, key/value heads, head size) of a decoder's config (a multimodal one's
+    text part)."""
+    cfg = config.get_text_config() if hasattr(config, "get_text_config") else config
+    heads = cfg.num_attention_heads
+    kv = getattr(cfg, "num_key_value_heads", None) or heads
+    return cfg.num_hidden_layers, heads, kv, getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
+
+
 def decode_bytes(policy, prompts: list[str], generations) -> dict | None:
     """What a decode step reads per generated token, for the memory bound: the KV cache (every
     layer's keys and values for the whole context so far) and the weights (read once per step,
@@ -43,10 +52,8 @@ def decode_bytes(policy, prompts: list[str], generations) -> dict | None:
     cfg = getattr(model, "config", None)
     if not isinstance(model, torch.nn.Module) or tok is None or cfg is None:
         return None
-    heads = getattr(cfg, "num_attention_heads", 1)
-    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
-    elem = next(model.parameters()).element_size()
-    per_ctx_token = cfg.num_hidden_layers * 2 * getattr(cfg, "num_key_value_heads", heads) * head_dim * elem
+    layers, _, kv, head_dim = _attention_shape(cfg)
+    per_ctx_token = layers * 2 * kv * head_dim * next(model.parameters()).element_size()
     lengths = [len(x) for x in tok(list(prompts), add_special_tokens=False)["input_ids"]]
     ctx = sum(g.num_tokens * p + g.num_tokens * (g.num_tokens - 1) / 2 for g, p in zip(generations, lengths,
                                                                                      strict=True))
@@ -99,12 +106,10 @@ def prm_flops_per_token(prm, lengths: list[int]) -> dict | None:
     cfg = getattr(model, "config", None)
     if not isinstance(model, torch.nn.Module) or cfg is None:
         return None
-    cfg = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
-    heads = cfg.num_attention_heads
-    d_attn = heads * (getattr(cfg, "head_dim", None) or cfg.hidden_size // heads)
+    layers, heads, _, head_dim = _attention_shape(cfg)
     context = sum(n * (n + 1) / 2 for n in lengths) / max(1, sum(lengths))
     params = n_params(model)
-    attention = 4 * cfg.num_hidden_layers * d_attn * context
+    attention = 4 * layers * heads * head_dim * context
     return {"params": 2 * params, "attention": attention, "total": 2 * params + attention, "mean_context": context}
 
 
@@ -188,9 +193,9 @@ def _layer_linears(model) -> list[list[torch.nn.Linear]]:
     for name, m in model.named_modules():
         parts = name.split(".")
         if isinstance(m, torch.nn.Linear) and "layers" in parts[:-1]:
-            i = parts.index("layers")
-            if i + 1 < len(parts) and parts[i + 1].isdigit():
-                by_layer.setdefault(int(parts[i + 1]), []).append(m)
+            i = parts.index("layers") + 1  # the layer's number follows
+            if parts[i].isdigit():
+                by_layer.setdefault(int(parts[i]), []).append(m)
     return [by_layer[i] for i in sorted(by_layer)]
 
 
@@ -204,14 +209,10 @@ def kernels_alone_s(model, batch: int, new: int, context: int, repeats: int = 3)
     whole forward on this machine: an upper bound, not a prediction."""
     if new not in (1, context):
         raise ValueError(f"new must be 1 (a decode step) or context (a whole forward); got {new} of {context}")
-    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-    heads = cfg.num_attention_heads
-    kv = getattr(cfg, "num_key_value_heads", None) or heads
-    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
+    n_layers, heads, kv, head_dim = _attention_shape(model.config)
     layers = _layer_linears(model)
-    if len(layers) != cfg.num_hidden_layers:
-        raise BenchError(f"found the linear layers of {len(layers)} decoder layers, config says "
-                         f"{cfg.num_hidden_layers}")
+    if len(layers) != n_layers:
+        raise BenchError(f"found the linear layers of {len(layers)} decoder layers, config says {n_layers}")
     dtype = next(model.parameters()).dtype
     gen = torch.Generator().manual_seed(0)
     inputs = {m.in_features: torch.randn(batch * new, m.in_features, generator=gen).to(dtype)
@@ -220,20 +221,18 @@ def kernels_alone_s(model, batch: int, new: int, context: int, repeats: int = 3)
         q = torch.randn(batch, kv, heads // kv, head_dim, generator=gen).to(dtype)
         cache = torch.randn(len(layers), 2, batch, kv, context + 64, head_dim, generator=gen).to(dtype)
         kvs = [(c[0, :, :, :context], c[1, :, :, :context]) for c in cache]
+        options = {}
     else:
         q = torch.randn(batch, heads, new, head_dim, generator=gen).to(dtype)
         kvs = [tuple(torch.randn(2, batch, kv, new, head_dim, generator=gen).to(dtype)) for _ in layers]
-    attention = torch.nn.functional.scaled_dot_product_attention
+        options = {"is_causal": True, "enable_gqa": kv != heads}
 
     @torch.inference_mode()
     def forward():
         for linears, (k, v) in zip(layers, kvs, strict=True):
             for m in linears:
                 torch.nn.functional.linear(inputs[m.in_features], m.weight, m.bias)
-            if new == 1:
-                attention(q, k, v)
-            else:
-                attention(q, k, v, is_causal=True, enable_gqa=kv != heads)
+            torch.nn.functional.scaled_dot_product_attention(q, k, v, **options)
 
     t, _ = median_run(forward, repeats, warmup=1)
     return t

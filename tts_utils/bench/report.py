@@ -31,22 +31,27 @@ def decode_caps(row: dict, report: dict) -> tuple[float, float] | None:
     return bw["bytes_per_s"] / per_tok, ceiling["flops"] / (2 * row["params"])
 
 
+def _of_cap(tokens_per_s: float | None, row: dict, report: dict) -> float | None:
+    """``tokens_per_s`` over a policy row's binding cap (the lower of ``decode_caps``), None where
+    either is not measured."""
+    caps = decode_caps(row, report)
+    return None if caps is None or tokens_per_s is None else tokens_per_s / min(caps)
+
+
 def _live_share(row: dict, report: dict) -> float | None:
-    """A KV-heads lever row's tokens/s over its binding cap (as ``decode_caps``), None if the row or
-    the report lacks what the caps need (rows from before the lever recorded its weights)."""
+    """A KV-heads lever row's share of its binding cap, None for rows from before the lever recorded
+    its weights."""
     if "weight_bytes" not in row:
         return None
-    caps = decode_caps({"bytes": {"kv_bytes_per_token": row["kv_bytes_per_token"], "weight_bytes": row["weight_bytes"]},
-                        "params": row["params"], "batch": row["batch"]}, report)
-    return None if caps is None else row["tokens_per_s"] / min(caps)
+    shaped = {"bytes": {"kv_bytes_per_token": row["kv_bytes_per_token"], "weight_bytes": row["weight_bytes"]},
+              "params": row["params"], "batch": row["batch"]}
+    return _of_cap(row["tokens_per_s"], shaped, report)
 
 
 def _kernels_alone_share(row: dict, report: dict) -> float | None:
     """A policy row's kernels-alone tokens/s (torch's attention and weight matmuls only, every row
     live) over its binding cap, None where not measured."""
-    caps = decode_caps(row, report)
-    tps = row.get("kernels_alone_tokens_per_s")
-    return None if caps is None or tps is None else tps / min(caps)
+    return _of_cap(row.get("kernels_alone_tokens_per_s"), row, report)
 
 
 def _decode_bound_table(report: dict) -> list[str]:

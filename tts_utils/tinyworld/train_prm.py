@@ -505,9 +505,11 @@ def best_of_n_curves(recs: list[dict], rewards: list[list[float]]) -> dict:
                 per_problem.setdefault(pol, {}).setdefault(uid, {})[n] = sum(hits) / len(hits)
         out[agg] = {}
         for pol, probs in per_problem.items():
-            ns = sorted({n for a in probs.values() for n in a})
-            out[agg][pol] = {str(n): round(sum(v) / len(v), 4) for n in ns
-                             for v in [[a[n] for a in probs.values() if n in a]]}
+            curve = {}
+            for n in sorted({n for a in probs.values() for n in a}):
+                accuracies = [a[n] for a in probs.values() if n in a]
+                curve[str(n)] = round(sum(accuracies) / len(accuracies), 4)
+            out[agg][pol] = curve
         rise[agg] = {}
         for pol, probs in per_problem.items():
             top = max(n for n in BON_NS if all(n in a for a in probs.values()))
