@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from tts_utils.data import Problem
-from tts_utils.policy import STEP_SEPARATOR, Generation, Policy, SamplingParams
-from tts_utils.prm import PRM, StepScores
+from tts_utils.models.policy import STEP_SEPARATOR, Generation, Policy, SamplingParams
+from tts_utils.models.prm import PRM, StepScores
+from tts_utils.problems.datasets import Problem
 
 _PROMPT_SEP = "\x1e"  # between question and partial solution in a scripted prompt
 _VALUE_RE = re.compile(r"v=([0-9.]+)")
@@ -135,7 +135,7 @@ def load_model(kind: str, name: str):
 
 
 def write_jsonl(problems: list[Problem], path: Path) -> Path:
-    from tts_utils.data import write_jsonl as _write
+    from tts_utils.problems.datasets import write_jsonl as _write
 
     _write(problems, path)
     return path

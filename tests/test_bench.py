@@ -14,8 +14,8 @@ import torch
 from conftest import KnownPRM, ScriptedPolicy, make_problems, write_jsonl
 
 from tts_utils import bench, paths
-from tts_utils.policy import TransformersPolicy
-from tts_utils.prm import MathShepherdPRM, SkyworkPRM
+from tts_utils.models.policy import TransformersPolicy
+from tts_utils.models.prm import MathShepherdPRM, SkyworkPRM
 from tts_utils.tinyworld.tokenizer import VOCAB_SIZE, build_tokenizer
 
 
@@ -28,7 +28,7 @@ def random_models(kind: str, name: str):
     """Tiny random models in the tiny world's shapes (its tokenizers, its PRM formats)."""
     from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM
 
-    from tts_utils.value_head import Qwen2ValueHeadConfig, Qwen2ValueHeadModel
+    from tts_utils.models.value_head import Qwen2ValueHeadConfig, Qwen2ValueHeadModel
 
     torch.manual_seed(0)
     if kind == "policy" and name == "rand-policy":
@@ -93,7 +93,7 @@ def test_every_section_runs_on_tiny_random_models(tmp_path, capsys):
 
 
 def test_decode_bytes_counts_the_context_each_token_reads():
-    from tts_utils.policy import Generation
+    from tts_utils.models.policy import Generation
 
     policy = random_models("policy", "rand-policy")  # 1 layer, 2 kv heads of 8 dims, fp32
     prompt = policy.tokenizer.decode([5, 6], skip_special_tokens=False)
@@ -206,7 +206,7 @@ def test_loader_by_name_and_dataset_path(tmp_path, tests_on_path, capsys):
 
 
 def test_missing_models_fail_clearly(tmp_path, monkeypatch, capsys):
-    import tts_utils.models as models
+    import tts_utils.models.catalog as models
 
     monkeypatch.setattr(models, "TINY_MANIFEST", tmp_path / "nope.json")
     monkeypatch.setattr(models, "_tiny_models", lambda: {})

@@ -1,11 +1,12 @@
 """Null calibration of every finding's verdict: the real verdict functions (tts_utils.study) on
 200 simulated tables with no true effect say "agrees" or "disagrees" at most 5% of the time each,
 and find a planted effect (power). The README's calibration table comes from the same code
-(python -m tts_utils.calibration --readme, 200 planted tables there; 40 here, for time)."""
+(python -m tts_utils.study.calibration --readme, 200 planted tables there; 40 here, for time)."""
 
 import pytest
 
-from tts_utils import calibration, paths
+from tts_utils import paths
+from tts_utils.study import calibration
 
 
 @pytest.fixture(scope="module")

@@ -238,7 +238,7 @@ def test_majority_and_best_of_n_share_one_sampling_pass(tmp_path):
             return [f"x{s}" for s in seeds]
 
     memo = _SampleMemo(Recorder())
-    from tts_utils.policy import SamplingParams
+    from tts_utils.models.policy import SamplingParams
 
     whole = SamplingParams(stop=None)
     assert memo.generate(["a", "b"], whole, [1, 2]) == ["x1", "x2"]
@@ -439,13 +439,13 @@ def test_prm_options_reach_load_prm_and_key_only_the_units_that_score(tmp_path, 
     grid without them keeps the keys it had (caches made before the field existed stay valid)."""
     import inspect
 
-    import tts_utils.prm
+    import tts_utils.models.prm
     from tts_utils.collect import config as config_mod
     from tts_utils.collect import run as run_mod
 
-    assert set(config_mod.PRM_OPTIONS) <= set(inspect.signature(tts_utils.prm.load_prm).parameters)
+    assert set(config_mod.PRM_OPTIONS) <= set(inspect.signature(tts_utils.models.prm.load_prm).parameters)
     seen = []
-    monkeypatch.setattr(tts_utils.prm, "load_prm", lambda name, **kw: seen.append((name, kw)))
+    monkeypatch.setattr(tts_utils.models.prm, "load_prm", lambda name, **kw: seen.append((name, kw)))
     cfg = C.parse_config(grid(tmp_path, loader=None, policies=["Qwen2.5-7B-Instruct"],
                               prms=["Qwen2.5-Math-PRM-7B"], prm_options={"device": "auto", "dtype": "bfloat16"}))
     run_mod._load_model(cfg, "prm", "Qwen2.5-Math-PRM-7B")
@@ -467,9 +467,9 @@ def test_prm_options_reach_load_prm_and_key_only_the_units_that_score(tmp_path, 
 
     # On a GPU machine the models run there in bf16: every unit gets other keys than on the CPU
     # (the policy's and, where a PRM scores, the PRM's device), so a cache never mixes the two.
-    import tts_utils.models
+    import tts_utils.models.catalog
 
-    monkeypatch.setattr(tts_utils.models, "default_device", lambda: "cuda")
+    monkeypatch.setattr(tts_utils.models.catalog, "default_device", lambda: "cuda")
     on_gpu = keys()
     assert all(on_gpu[k][0] != key for k, (key, _) in plain.items())
     on_gpu_cpu_policy = keys(backend_options={"device": "cpu"})

@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from tts_utils.data import DATASETS, DataError, load_dataset, read_json_lines
 from tts_utils.paths import DATA_DIR
+from tts_utils.problems.datasets import DATASETS, DataError, load_dataset, read_json_lines
 
 
 def _documented_sha256() -> dict[str, str]:

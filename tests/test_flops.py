@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tts_utils.flops import InferenceFlops, forward_flops, inference_flops, training_flops
+from tts_utils.analysis.flops import InferenceFlops, forward_flops, inference_flops, training_flops
 
 # Pre-training FLOPs in the paper's Table 4 (paper_facts.md) and the (params, tokens) that
 # reproduce them by 6*P*D. The paper states neither; these are the nominal model sizes and the

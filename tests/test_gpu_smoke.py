@@ -3,7 +3,7 @@
 import pytest
 
 from tts_utils import gpu_smoke
-from tts_utils.models import TINY_MANIFEST
+from tts_utils.models.catalog import TINY_MANIFEST
 
 
 def test_without_a_gpu_it_stops_at_once_with_a_reason(monkeypatch, capsys):
@@ -30,11 +30,11 @@ def test_cpu_path_runs_best_of_n_and_reports_speed(capsys):
 
 @pytest.mark.skipif(not TINY_MANIFEST.exists(), reason="tiny world not built")
 def test_a_failing_stage_is_reported_and_fails_the_check(monkeypatch, capsys):
-    import tts_utils.policy
+    import tts_utils.models.policy
 
     def broken(*a, **kw):
         raise RuntimeError("no kernel image is available for execution on the device")
-    monkeypatch.setattr(tts_utils.policy, "load_policy", broken)
+    monkeypatch.setattr(tts_utils.models.policy, "load_policy", broken)
     assert gpu_smoke.main(["--device", "cpu", "--problems", "1", "--n", "1"]) == 1
     out = capsys.readouterr().out
     assert "transformers on cpu: FAILED: RuntimeError: no kernel image" in out

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tts_utils import grading
-from tts_utils.data import load_dataset
-from tts_utils.grading import extract_answer, grade, is_equivalent
+from tts_utils.problems import grading
+from tts_utils.problems.datasets import load_dataset
+from tts_utils.problems.grading import extract_answer, grade, is_equivalent
 
 # --- extract_answer ---------------------------------------------------------------------------
 

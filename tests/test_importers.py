@@ -10,7 +10,7 @@ import pytest
 
 from tts_utils import analysis
 from tts_utils.collect import CANDIDATE_COLUMNS
-from tts_utils.importers import (
+from tts_utils.study.importers import (
     COLUMNS,
     ImportFormatError,
     read_compute_optimal_tts,

@@ -8,8 +8,9 @@ import re
 
 import pytest
 
-from tts_utils import models, paths
-from tts_utils.models import PAPER_MODELS, PRM_BASE_FAMILIES, PRM_FORMATS, PROMPT_FAMILIES, get_model
+from tts_utils import paths
+from tts_utils.models import catalog as models
+from tts_utils.models.catalog import PAPER_MODELS, PRM_BASE_FAMILIES, PRM_FORMATS, PROMPT_FAMILIES, get_model
 
 POLICIES = {
     "Llama-3.2-1B-Instruct": "llama3", "Llama-3.2-3B-Instruct": "llama3", "Llama-3.1-8B-Instruct": "llama3",

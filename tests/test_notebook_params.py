@@ -11,8 +11,8 @@ import pytest
 
 from tts_utils import run_notebooks as rn
 from tts_utils import study
-from tts_utils.notebook_params import NotebookParameterError, check_values, unknown_injected
 from tts_utils.paths import REPO_ROOT
+from tts_utils.study.notebook_params import NotebookParameterError, check_values, unknown_injected
 
 
 def test_flat_parameter_files_are_the_profiles():
@@ -80,7 +80,7 @@ def notebook(tmp_path):
     nb = nbformat.v4.new_notebook()
     params = nbformat.v4.new_code_cell("budgets = [4, 8]  # N\nrule = 'prm_last_vote'")
     params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell("from tts_utils.notebook_params import check_notebook\n"
+    nb.cells = [params, nbformat.v4.new_code_cell("from tts_utils.study.notebook_params import check_notebook\n"
                                                   "check_notebook()\nprint('ran', budgets)")]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     path = tmp_path / "nb.ipynb"

@@ -7,7 +7,7 @@ import pytest
 
 from tts_utils import paths
 from tts_utils import run_notebooks as rn
-from tts_utils.models import TINY_MANIFEST
+from tts_utils.models.catalog import TINY_MANIFEST
 
 pytestmark = pytest.mark.skipif(not TINY_MANIFEST.exists(), reason="tiny world not built")
 

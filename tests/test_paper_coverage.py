@@ -1,4 +1,4 @@
-"""Figs. 3 and 6 and Tables 3 and 6 (tts_utils.paper_coverage) on constructed per-problem tables
+"""Figs. 3 and 6 and Tables 3 and 6 (tts_utils.study.paper_coverage) on constructed per-problem tables
 whose answers are known, and the paper's reference numbers."""
 
 import math
@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tts_utils import paper_coverage as pc
-from tts_utils import paper_numbers
+from tts_utils.study import paper_coverage as pc
+from tts_utils.study import paper_numbers
 
 
 def pass1_table(values: dict[str, list[float]], dataset="tinymath500"):
@@ -106,7 +106,7 @@ def test_paper_numbers():
     assert paper_numbers.paper_value(paper_numbers.TABLE3_COT, "o1", "aime24") == 79.2
     assert paper_numbers.paper_value(paper_numbers.TABLE3_COT, "o1", "tinymath500") is None
     for pol, n, _, _ in paper_numbers.TABLE3_TTS:  # every TTS row is a registry policy
-        from tts_utils.models import get_model
+        from tts_utils.models.catalog import get_model
 
         assert get_model(pol, kind="policy") and n in (256, 512)
 

@@ -3,7 +3,7 @@ import hashlib
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from tts_utils import plots
+from tts_utils.analysis import plots
 
 
 def _draw(out_dir):

@@ -10,8 +10,8 @@ import pytest
 import torch
 from _tiny_lm import MULTI, SPECIAL, make_model, make_tokenizer
 
-from tts_utils.decoder import sample_tokens, seed_keys, seeded_uniforms
-from tts_utils.policy import Generation, SamplingParams, TransformersPolicy, load_policy
+from tts_utils.models.decoder import sample_tokens, seed_keys, seeded_uniforms
+from tts_utils.models.policy import Generation, SamplingParams, TransformersPolicy, load_policy
 
 EOT = "<|eot_id|>"
 # The random model may emit special tokens (counted, but not in the text, as with vLLM's
@@ -287,7 +287,7 @@ def _family_model(tok, kind: str, seed: int = 0):
 
 @pytest.mark.parametrize("kind", ["llama3", "qwen2", "mistral"])
 def test_decoder_forward_matches_the_models_own(tok, prompts, kind):
-    from tts_utils.decoder import SeededDecoder
+    from tts_utils.models.decoder import SeededDecoder
 
     model = _family_model(tok, kind)
     dec = SeededDecoder(model, tok)

@@ -1,4 +1,4 @@
-"""OpenAIPolicy against a real local HTTP server (tts_utils.serve) serving a tiny random model."""
+"""OpenAIPolicy against a real local HTTP server (tts_utils.models.serve) serving a tiny random model."""
 
 import contextlib
 import socket
@@ -7,8 +7,14 @@ import threading
 import pytest
 from _tiny_lm import MULTI, SPECIAL, make_model, make_tokenizer
 
-from tts_utils.policy import OpenAIError, OpenAIPolicy, SamplingParams, TransformersPolicy, normalize_stop
-from tts_utils.serve import CompletionHandler, make_server
+from tts_utils.models.policy import (
+    OpenAIError,
+    OpenAIPolicy,
+    SamplingParams,
+    TransformersPolicy,
+    normalize_stop,
+)
+from tts_utils.models.serve import CompletionHandler, make_server
 
 EOT = "<|eot_id|>"
 ONE_CHAR = {t: -100.0 for t in SPECIAL + MULTI if t != EOT}  # one token per character, as in test_policy

@@ -11,7 +11,7 @@ from _tiny_lm import make_tokenizer
 from tokenizers import processors
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from tts_utils.policy import Generation, SamplingParams, VLLMPolicy, from_vllm_output, load_policy
+from tts_utils.models.policy import Generation, SamplingParams, VLLMPolicy, from_vllm_output, load_policy
 
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
 

@@ -25,9 +25,9 @@ from transformers import (
     Qwen2ForTokenClassification,
 )
 
-from tts_utils import grouped_attention
-from tts_utils.models import get_model
-from tts_utils.prm import (
+from tts_utils.models import grouped_attention
+from tts_utils.models.catalog import get_model
+from tts_utils.models.prm import (
     PRM_CLASSES,
     MathShepherdPRM,
     QwenPRM,
@@ -37,10 +37,10 @@ from tts_utils.prm import (
     TransformersPRM,
     load_prm,
 )
+from tts_utils.models.value_head import Qwen2ValueHeadConfig, Qwen2ValueHeadModel, load_value_head_model
 
 # Chat templates shaped like Meta's Llama-3.1 and Qwen2.5 ones, shared with the tiny world's PRMs.
 from tts_utils.tinyworld.tokenizer import LLAMA31_TEMPLATE, QWEN25_TEMPLATE
-from tts_utils.value_head import Qwen2ValueHeadConfig, Qwen2ValueHeadModel, load_value_head_model
 
 QUESTION = "What is (2 + 3) * 4?"
 STEPS = ["First, 2 + 3 = 5.\n\n", "Then\n5 * 4 = 20.\n\n", "So the answer is $\\boxed{20}$."]
@@ -440,13 +440,13 @@ def test_load_prm_from_a_local_dir(fmt, tmp_path):
 def test_load_prm_device_and_dtype(tmp_path, monkeypatch):
     """Without a device a PRM goes where the policy goes (the GPU if one is visible; here the CPU,
     in float64); a dtype may be named by a string, as a grid config's prm_options name it."""
-    import tts_utils.models
+    import tts_utils.models.catalog
 
     prm, model, tok = build("skywork")
     model.save_pretrained(tmp_path)
     tok.save_pretrained(tmp_path)
     asked = []
-    monkeypatch.setattr(tts_utils.models, "default_device", lambda: asked.append(1) or "cpu")
+    monkeypatch.setattr(tts_utils.models.catalog, "default_device", lambda: asked.append(1) or "cpu")
     loaded = load_prm(str(tmp_path), prm_format="skywork")
     assert asked and next(loaded.model.parameters()).device.type == "cpu"
     assert next(loaded.model.parameters()).dtype == torch.float64

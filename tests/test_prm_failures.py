@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tts_utils import prm_failures as pf
+from tts_utils.study import prm_failures as pf
 
 
 def first_bad(question, steps):

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from tts_utils import run_notebooks as rn
-from tts_utils.models import get_model
+from tts_utils.models.catalog import get_model
 
 PROFILES = sorted(p.stem for p in rn.PARAMS_DIR.glob("*.yaml"))
 MODEL_KEYS = {"policies": "policy", "prms": "prm", "policy": "policy", "prm": "prm", "small_policies": "policy",

@@ -5,7 +5,7 @@ import hashlib
 import pytest
 from _tiny_lm import make_tokenizer
 
-from tts_utils.prompts import (
+from tts_utils.problems.prompts import (
     LLAMA3_MATH_SYSTEM_PROMPT,
     QWEN_MATH_SYSTEM_PROMPT,
     SYSTEM_PROMPTS,

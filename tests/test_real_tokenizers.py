@@ -22,9 +22,14 @@ from transformers import (
     Qwen2ForTokenClassification,
 )
 
-from tts_utils.prm import MathShepherdPRM, QwenPRM, RLHFlowPRM, SkyworkPRM
-from tts_utils.prompts import LLAMA3_MATH_SYSTEM_PROMPT, QWEN_MATH_SYSTEM_PROMPT, build_prompt, chat_messages
-from tts_utils.value_head import Qwen2ValueHeadConfig, Qwen2ValueHeadModel
+from tts_utils.models.prm import MathShepherdPRM, QwenPRM, RLHFlowPRM, SkyworkPRM
+from tts_utils.models.value_head import Qwen2ValueHeadConfig, Qwen2ValueHeadModel
+from tts_utils.problems.prompts import (
+    LLAMA3_MATH_SYSTEM_PROMPT,
+    QWEN_MATH_SYSTEM_PROMPT,
+    build_prompt,
+    chat_messages,
+)
 
 TOKENIZERS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "tokenizers"
 pytestmark = pytest.mark.skipif(not TOKENIZERS.is_dir(),

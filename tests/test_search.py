@@ -9,7 +9,7 @@ from collections import defaultdict
 import pytest
 from conftest import KnownPRM, ScriptedPolicy, make_problems, step_value
 
-from tts_utils.policy import STEP_SEPARATOR
+from tts_utils.models.policy import STEP_SEPARATOR
 from tts_utils.search import (
     SearchConfig,
     beam_search,
@@ -360,7 +360,7 @@ def tiny_models():
     from _tiny_lm import make_model, make_tokenizer
     from test_prm import build
 
-    from tts_utils.policy import TransformersPolicy
+    from tts_utils.models.policy import TransformersPolicy
 
     tok = make_tokenizer()
     policy = TransformersPolicy(make_model(tok, bias={"\n": 3.5, "<|eot_id|>": 0.5}, scale=0.3,
@@ -408,7 +408,7 @@ def test_a_prompt_too_long_for_the_model_names_its_problem(method):
     # A 6,000-character problem used to fail naming its position in the batch ("prompt 5").
     from _tiny_lm import make_model, make_tokenizer
 
-    from tts_utils.policy import PromptError, TransformersPolicy
+    from tts_utils.models.policy import PromptError, TransformersPolicy
     from tts_utils.search import run_method
     from tts_utils.search.common import SearchConfig
 

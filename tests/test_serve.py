@@ -11,8 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tts_utils.policy import Generation, Policy, SamplingParams
-from tts_utils.serve import make_server
+from tts_utils.models.policy import Generation, Policy, SamplingParams
+from tts_utils.models.serve import make_server
 
 
 class EchoPolicy(Policy):

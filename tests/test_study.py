@@ -83,11 +83,11 @@ def test_search_method_is_chosen_on_the_other_half_of_the_problems():
 
 def test_holm_across_parts_can_make_a_part_inconclusive():
     # two parts with p = 0.03 and 0.04: each alone would agree at 5%, Holm needs 0.025 for the first
-    parts = [study._part("a", (0.1, 0.01, 0.2, 0.03), +1), study._part("b", (0.1, 0.01, 0.2, 0.04), +1)]
+    parts = [study.claim_part("a", (0.1, 0.01, 0.2, 0.03), +1), study.claim_part("b", (0.1, 0.01, 0.2, 0.04), +1)]
     s = study.summarize(parts)
     assert [p["verdict"] for p in s["parts"]] == ["inconclusive", "inconclusive"]
     assert study.summarize(parts[:1])["verdict"] == "agrees"
-    assert study.summarize([study._part("c", (-0.1, -0.2, -0.01, 0.001), +1), parts[0]])["verdict"] == "disagrees"
+    assert study.summarize([study.claim_part("c", (-0.1, -0.2, -0.01, 0.001), +1), parts[0]])["verdict"] == "disagrees"
 
 
 def test_policy_size_verdict_orders_policies_by_parameters():

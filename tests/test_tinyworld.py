@@ -153,7 +153,7 @@ def test_training_is_bit_reproducible():
 
 
 def test_best_of_n_curves_never_select_a_sample_without_an_answer():
-    from tts_utils.tinyworld.train_prm import best_of_n_curves
+    from tts_utils.tinyworld.prm_eval import best_of_n_curves
 
     def rec(sample, text, correct):
         return {"policy": "p", "unique_id": "q", "sample": sample, "steps": [text], "correct": correct}
@@ -170,7 +170,7 @@ def test_best_of_n_curves_never_select_a_sample_without_an_answer():
 def test_best_of_n_rise_is_paired_over_problems_with_an_interval():
     """The rise from N = 4 to N = 64 is the per-problem difference of the curve's points, with a
     bootstrap interval over problems around it."""
-    from tts_utils.tinyworld.train_prm import best_of_n_curves
+    from tts_utils.tinyworld.prm_eval import best_of_n_curves
 
     recs, rewards = [], []
     for q in range(6):
@@ -205,7 +205,7 @@ def _manifest():
 
 @built
 def test_manifest_and_weights():
-    from tts_utils.models import get_model
+    from tts_utils.models.catalog import get_model
 
     recs = _manifest()
     pols = [r for r in recs if r["kind"] == "policy"]
@@ -267,8 +267,8 @@ def test_shipped_models_tokenize_at_inference_as_in_training():
     loader), gives the ids its training used (build_tokenizer of its kind) and the same chat
     template: under transformers 5, AutoTokenizer turned the Qwen-format PRM's tokenizer into a
     Qwen2Tokenizer that dropped every space and newline."""
-    from tts_utils.models import get_model, load_tokenizer
-    from tts_utils.prm import load_prm
+    from tts_utils.models.catalog import get_model, load_tokenizer
+    from tts_utils.models.prm import load_prm
 
     for r in _manifest():
         kind = "tiny" if r["kind"] == "policy" else r["prm_format"]
@@ -283,7 +283,7 @@ def test_shipped_models_tokenize_at_inference_as_in_training():
 
 @built
 def test_shipped_prms_load_and_score():
-    from tts_utils.prm import load_prm
+    from tts_utils.models.prm import load_prm
 
     q = "Start at 7 and apply a+5 b*3 c-4."
     good = ["a) 7+5=12\n\n", "b) Multiply by 3: 12 * 3 = 36.\n\n", "c) 36-4=32 \\boxed{32}"]
@@ -299,9 +299,9 @@ def test_shipped_prms_score_the_same_bits_alone_and_in_a_batch(name):
     its solution is scored alone or among 32 others. (Skywork's sigmoid, taken in float32, moved
     about 1 reward in 40 by a last bit with the batch: torch's vectorized and scalar float32 paths
     differ, and an element's place in the tensor picks one.)"""
-    from tts_utils.data import load_dataset
-    from tts_utils.prm import load_prm
-    from tts_utils.prompts import split_steps
+    from tts_utils.models.prm import load_prm
+    from tts_utils.problems.datasets import load_dataset
+    from tts_utils.problems.prompts import split_steps
 
     problems = load_dataset("tinymath500")[::8]
     questions, solutions = [p.problem for p in problems], [split_steps(p.solution) for p in problems]
@@ -330,7 +330,7 @@ def test_the_auxiliary_target_reads_every_step_where_each_format_put_it():
     """The PRMs' training-only target (train_prm.policy_char_probs) is placed on each step's own
     characters in every format's input: the positions found hold exactly the step's text, in
     order, each step before its own read position and after the previous one's."""
-    from tts_utils.prm import load_prm
+    from tts_utils.models.prm import load_prm
     from tts_utils.tinyworld.train_prm import step_text_positions
 
     q = "Start at 7 and apply a+5 b*3 c-4."
@@ -380,11 +380,11 @@ def test_the_prm_ladder_holds_on_fresh_samples():
     """The report's strongest PRM finds first errors that its weakest misses, on samples neither
     was trained or evaluated on: tiny-policy-m's T = 0.7 samples of problems drawn with a seed of
     this test's own (ProcessBench's first-error F1, as the report measures it)."""
-    from tts_utils.prm import load_prm
+    from tts_utils.models.prm import load_prm
     from tts_utils.tinyworld.common import generate
     from tts_utils.tinyworld.evaluate import load_policy
+    from tts_utils.tinyworld.prm_eval import processbench_f1
     from tts_utils.tinyworld.train_policy import prompt
-    from tts_utils.tinyworld.train_prm import processbench_f1
 
     report = json.loads((DATA / "report.json").read_text())
     f1 = {n: p["eval"]["processbench"]["f1"] for n, p in report["prms"].items()}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tts_utils import voting
-from tts_utils.voting import NO_ANSWER, VOTING_RULES, aggregate, group_answers, select, select_index
+from tts_utils.search import voting
+from tts_utils.search.voting import NO_ANSWER, VOTING_RULES, aggregate, group_answers, select, select_index
 
 # Rewards are multiples of 1/8, so sums are exact and the intended ties are real ties.
 ANSWERS = ["1", "2", "2", "\\frac{1}{2}", None, "0.5"]

@@ -39,7 +39,7 @@ NO_GPU = 2
 
 def tiny_models() -> tuple[str, str]:
     """The largest tiny-world policy and a tiny-world PRM, from the registry (the manifest)."""
-    from tts_utils.models import registry
+    from tts_utils.models.catalog import registry
 
     tiny = [s for s in registry().values() if s.world == "tiny"]
     policies = sorted((s for s in tiny if s.kind == "policy"), key=lambda s: s.params)
@@ -70,7 +70,7 @@ def run_stage(label: str, load, prm, problems, n: int, config) -> tuple[dict, ob
     """Load a policy (``load()``), run Best-of-N on ``problems`` and measure it; the measurements
     and the loaded policy."""
     from tts_utils.search import run_method
-    from tts_utils.voting import select_index
+    from tts_utils.search.voting import select_index
 
     t0 = time.perf_counter()
     policy = load()
@@ -93,7 +93,7 @@ def run_stage(label: str, load, prm, problems, n: int, config) -> tuple[dict, ob
 def batch_invariance(policy, problems, rows: int = 32, others: int = 96) -> dict:
     """Sample ``rows`` prompts alone, again alone, and behind ``others`` more prompts (other seeds,
     and other problems where there are); count the samples that come out identical."""
-    from tts_utils.policy import SamplingParams
+    from tts_utils.models.policy import SamplingParams
 
     params = SamplingParams(temperature=0.7, max_tokens=512, stop=None)
     prompts = [policy.build_prompt(problems[i % len(problems)].problem, []) for i in range(rows + others)]
@@ -134,9 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.problems < 1 or args.n < 1:
         ap.error("--problems and --n must be positive")
 
-    from tts_utils.data import load_dataset
-    from tts_utils.policy import load_policy
-    from tts_utils.prm import load_prm
+    from tts_utils.models.policy import load_policy
+    from tts_utils.models.prm import load_prm
+    from tts_utils.problems.datasets import load_dataset
     from tts_utils.search import SearchConfig
 
     device = args.device

@@ -25,7 +25,7 @@ checks they match the profiles)::
 
     papermill notebooks/03_difficulty.ipynb out.ipynb -f notebooks/params/cpu/03_difficulty.yaml
 
-Inside the kernel the notebooks check their own parameters (``tts_utils.notebook_params``), so
+Inside the kernel the notebooks check their own parameters (``tts_utils.study.notebook_params``), so
 an unknown name or a profile passed whole with ``-f`` fails there too.
 """
 
@@ -42,7 +42,7 @@ import papermill
 import yaml
 
 from tts_utils import paths, threads
-from tts_utils.models import default_device
+from tts_utils.models.catalog import default_device
 
 NOTEBOOK_DIR = paths.NOTEBOOKS_DIR
 PARAMS_DIR = NOTEBOOK_DIR / "params"
@@ -239,20 +239,9 @@ def findings_markdown(figures_dir: Path, relative_to: Path = paths.REPO_ROOT) ->
     return "\n".join(lines)
 
 
-def replace_section(readme: Path, start: str, end: str, markdown: str) -> bool:
-    """Put ``markdown`` between the ``start`` and ``end`` markers of a file; False if it has none."""
-    text = readme.read_text()
-    if start not in text or end not in text:
-        return False
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    readme.write_text(f"{head}{start}\n{markdown}\n{end}{tail}")
-    return True
-
-
 def update_readme(figures_dir: Path, readme: Path = paths.README) -> bool:
     """Replace the findings table between the README's markers; False if there are no markers."""
-    return replace_section(readme, README_START, README_END, findings_markdown(figures_dir, readme.parent))
+    return paths.replace_section(readme, README_START, README_END, findings_markdown(figures_dir, readme.parent))
 
 
 def _default_workers(profile: dict) -> int:

@@ -30,6 +30,10 @@ Sections (each figure the median of ``--repeats`` runs; every ratio taken within
 The table is printed and written to ``runs/bench/bench.md`` and ``bench.json``. Model names are
 registry names (tiny-world defaults); ``--loader module:function`` builds models from (kind, name)
 instead (test doubles, custom servers).
+
+Owns the benchmarks: the machine's ceilings (``measure``), the search methods' cost (``search``),
+`make figures` cold and warm (``figures``), the goals and the README table (``report``, ``cli``).
+May import every layer (it times them) and ``run_notebooks``; nothing in the library imports it.
 """
 
 

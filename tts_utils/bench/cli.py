@@ -38,7 +38,7 @@ from tts_utils.bench.measure import (
 )
 from tts_utils.bench.report import to_markdown, update_readme
 from tts_utils.bench.search import bench_search
-from tts_utils.data import load_dataset
+from tts_utils.problems.datasets import load_dataset
 from tts_utils.search import SearchConfig
 from tts_utils.threads import study_threads
 

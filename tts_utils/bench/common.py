@@ -83,7 +83,7 @@ def machine() -> dict:
 
 def check_registered(kind: str, name: str) -> None:
     """BenchError (saying what to do) unless ``name`` is a registered model of ``kind``."""
-    from tts_utils.models import TINY_MANIFEST, registry
+    from tts_utils.models.catalog import TINY_MANIFEST, registry
 
     known = registry()
     if name not in known or known[name].kind != kind:
@@ -97,10 +97,10 @@ def registry_loader(kind: str, name: str):
     """Models from the registry; a clear error when the tiny world is not built."""
     check_registered(kind, name)
     if kind == "policy":
-        from tts_utils.policy import load_policy
+        from tts_utils.models.policy import load_policy
 
         return load_policy(name)
-    from tts_utils.prm import load_prm
+    from tts_utils.models.prm import load_prm
 
     return load_prm(name)
 

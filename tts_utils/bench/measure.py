@@ -17,8 +17,8 @@ from tts_utils.bench.common import (
     share,
     spread,
 )
-from tts_utils.policy import SamplingParams
-from tts_utils.prompts import split_steps
+from tts_utils.models.policy import SamplingParams
+from tts_utils.problems.prompts import split_steps
 
 
 def bench_ceiling(size: int = 2048, repeats: int = 5, dtype: torch.dtype = torch.float32) -> dict:
@@ -151,7 +151,7 @@ def bench_kv_heads(policy, batch: int = 256, context: int = 96, steps: int = 32,
 
     from transformers import AutoModelForCausalLM
 
-    from tts_utils.decoder import LlamaFamilyForward
+    from tts_utils.models.decoder import LlamaFamilyForward
 
     model = getattr(policy, "model", None)
     if not isinstance(model, torch.nn.Module):

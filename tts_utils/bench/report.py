@@ -11,7 +11,7 @@ README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 def update_readme(markdown: str, readme: Path = paths.README) -> bool:
     """Put ``markdown`` between the README's bench markers; False if it has none."""
-    from tts_utils.run_notebooks import replace_section
+    from tts_utils.paths import replace_section
 
     return replace_section(readme, README_START, README_END, markdown)
 

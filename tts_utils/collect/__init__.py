@@ -45,9 +45,9 @@ then candidate index):
 Config (YAML file or dict; unknown keys are errors)::
 
     out: results/tiny_cpu          # output directory (--out overrides)
-    datasets: [tinymath500]        # names of tts_utils.data.DATASETS or paths to .jsonl files
+    datasets: [tinymath500]        # names of tts_utils.problems.datasets.DATASETS or paths to .jsonl files
     limit: 100                     # optional: first `limit` problems of each dataset
-    policies: [tiny-policy-2m]     # registry names (tts_utils.models)
+    policies: [tiny-policy-2m]     # registry names (tts_utils.models.catalog)
     prms: [tiny-prm-shepherd]      # registry names; may be empty if only cot/majority run
     methods: [cot, majority, best_of_n, beam_search, dvts, pass1_samples]
     n: [4, 16, 64]                 # budgets (positive ints; multiples of beam_width for beam/DVTS)
@@ -79,6 +79,10 @@ CLI::
 
     python -m tts_utils.collect CONFIG.yaml [--shard i/n] [--out DIR] [--no-progress]
     python -m tts_utils.collect merge DIR [MORE_DIRS ...]
+
+Owns the grid config (``config``), work units and their cache (``cache``), the worker pool
+(``pool``) and the run (``run``). May import ``search``, ``models``, ``problems`` and the
+top-level utilities; ``analysis`` and ``study`` read its tables, it never imports them.
 """
 
 from tts_utils.collect.cache import (

@@ -29,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 
 from tts_utils.collect.config import GridConfig, import_loader, policy_search
-from tts_utils.data import Problem
+from tts_utils.problems.datasets import Problem
 from tts_utils.search import SearchResult, get_method
 
 # Bump when a change to the search or grading code changes results: it invalidates the cache.
@@ -95,7 +95,7 @@ def model_fingerprint(cfg: GridConfig, kind: str, name: str) -> str:
         fn = import_loader(cfg.loader)
         custom = getattr(fn, "fingerprint", None)
         return f"{cfg.loader}|{name}|{custom(kind, name) if custom else ''}"
-    from tts_utils.models import get_model
+    from tts_utils.models.catalog import get_model
 
     spec = get_model(name, kind=kind)
     desc = f"{spec.name}|{spec.family}|{spec.prm_format}|"
@@ -122,7 +122,7 @@ def off_cpu(cfg: GridConfig) -> dict[str, str]:
     it and a cache never mixes the two. Empty on the CPU, so that CPU keys stay what they were."""
     if cfg.loader is not None:
         return {}
-    from tts_utils.models import default_device
+    from tts_utils.models.catalog import default_device
 
     here = default_device()
     policy = str(cfg.backend_options.get("device") or here)

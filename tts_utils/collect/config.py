@@ -188,7 +188,7 @@ def check_models(cfg: GridConfig) -> None:
         if not callable(import_loader(cfg.loader)):
             raise ConfigError(f"config field 'loader': {cfg.loader!r} is not callable")
         return
-    from tts_utils.models import get_model
+    from tts_utils.models.catalog import get_model
 
     for field_name, kind, names in (("policies", "policy", cfg.policies), ("prms", "prm", cfg.prms)):
         for i, name in enumerate(names):
@@ -202,7 +202,7 @@ def check_models(cfg: GridConfig) -> None:
 def policy_search(cfg: GridConfig, policy: str) -> SearchConfig:
     """The grid's search settings, with the sampling the registry gives this policy (the R1
     distills' T = 0.6, top-p 0.95, 32k tokens) in place of the grid's."""
-    from tts_utils.models import registry
+    from tts_utils.models.catalog import registry
 
     spec = registry().get(policy)
     return replace(cfg.search, **dict(spec.sampling)) if spec is not None and spec.sampling else cfg.search

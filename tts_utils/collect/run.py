@@ -37,7 +37,7 @@ from tts_utils.collect.config import (
     policy_search,
 )
 from tts_utils.collect.pool import groups, run_parallel
-from tts_utils.data import DataError, load_dataset
+from tts_utils.problems.datasets import DataError, load_dataset
 from tts_utils.progress import Progress
 from tts_utils.search import derive, run_method
 from tts_utils.threads import study_threads, study_workers, torch_threads
@@ -47,10 +47,10 @@ def _load_model(cfg: GridConfig, kind: str, name: str):
     if cfg.loader is not None:
         return import_loader(cfg.loader)(kind, name)
     if kind == "policy":
-        from tts_utils.policy import load_policy
+        from tts_utils.models.policy import load_policy
 
         return load_policy(name, backend=cfg.backend, **cfg.backend_options)
-    from tts_utils.prm import load_prm
+    from tts_utils.models.prm import load_prm
 
     return load_prm(name, **cfg.prm_options)
 

@@ -4,6 +4,11 @@ Every module of this folder that calls ``registry.register`` is a method (one fi
 are all imported here, so ``run_method(name, ...)``, ``get_method(name)`` and collect see them.
 ``derive`` turns a run of a derivable method (BoN, majority, DVTS) at N_max into the run at a
 smaller N; beam search must run per N. Where to add a method: docs/DESIGN.md, "Adding things".
+
+Owns the methods, their registry (``registry``) and shared parts (``common``), and the scoring
+and voting rules (``voting``), which majority voting applies here and
+``analysis`` applies to stored candidates. May import ``models`` and ``problems``; never
+``collect``, ``analysis`` or ``study``.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from tts_utils.search.registry import (
 )
 
 # Import every module of the package (sorted by name, so registration order is fixed) so that each
-# method file registers itself; common and registry are the two that are not methods.
+# method file registers itself; common, registry and voting are the modules that are not methods.
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
 

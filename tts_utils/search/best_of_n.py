@@ -1,6 +1,6 @@
 """Best-of-N (docs/DESIGN.md, "Search methods"): N whole solutions per problem, every step PRM-scored, all kept.
 
-The answer is chosen afterwards by a voting rule (tts_utils.voting) over the stored candidates.
+The answer is chosen afterwards by a voting rule (tts_utils.search.voting) over the stored candidates.
 One generate call and one PRM call for all problems together. Sample i of a problem has the same
 seed at every N, so a run at N is exactly the first N samples of a run at N_max
 (``search.derive``, group size 1).

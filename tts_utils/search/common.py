@@ -18,8 +18,8 @@ import math
 import time
 from dataclasses import dataclass, field
 
-from tts_utils.policy import STEP_SEPARATOR, Generation, PromptError, SamplingParams
-from tts_utils.prompts import split_steps
+from tts_utils.models.policy import STEP_SEPARATOR, Generation, PromptError, SamplingParams
+from tts_utils.problems.prompts import split_steps
 
 # Paper sampling (docs/DESIGN.md, "Search methods"): T = 0.7, top_p = 1.0 for every TTS method, greedy CoT.
 TEMPERATURE = 0.7
@@ -190,7 +190,7 @@ def step_end_reason(gen: Generation, depth: int, path_tokens: int, cfg: SearchCo
 
 def grade_candidates(candidates: list[Candidate], gold: dict[str, str]) -> None:
     """Fill ``answer`` and ``correct`` in place (grading.extract_answer / is_equivalent)."""
-    from tts_utils.grading import extract_answer, is_equivalent
+    from tts_utils.problems.grading import extract_answer, is_equivalent
 
     for c in candidates:
         c.answer = extract_answer(c.text)

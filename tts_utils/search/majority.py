@@ -32,8 +32,8 @@ def majority(policy, problems, n: int, seed: int = 0, config: SearchConfig | Non
 
 
 def majority_answer(answers: list[str | None]) -> str | None:
-    """The most frequent answer (equivalence-grouped, deterministic ties) via tts_utils.voting."""
-    from tts_utils.voting import select
+    """The most frequent answer (equivalence-grouped, deterministic ties) via tts_utils.search.voting."""
+    from tts_utils.search.voting import select
 
     return select(answers, None, "majority")
 

@@ -91,7 +91,7 @@ def stage_evaluate_policies() -> list[float]:
 
 
 def stage_evaluate_prms() -> list[float]:
-    return _lanes([[_m("train_prm", "evaluate", "--names", *lane)] for lane in PRM_EVAL_LANES])
+    return _lanes([[_m("prm_eval", "--names", *lane)] for lane in PRM_EVAL_LANES])
 
 
 def stage_report() -> None:

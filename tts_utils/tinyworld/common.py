@@ -112,10 +112,10 @@ def generate(model, tokenizer, prompts: list[str], *, temperature: float = 0.0, 
              seed: int = 0, batch_size: int = 128) -> list[str]:
     """Complete each prompt (already rendered) to end of turn; returns the continuations' text.
 
-    Runs the study's own decoder (tts_utils.policy.TransformersPolicy): about 17x faster here than
+    Runs the study's own decoder (tts_utils.models.policy.TransformersPolicy): about 17x faster here than
     ``model.generate``, which keeps finished rows in the batch; row i is seeded ``seed * 10**6 + i``,
     so its text does not depend on the batch it ran in."""
-    from tts_utils.policy import SamplingParams, TransformersPolicy
+    from tts_utils.models.policy import SamplingParams, TransformersPolicy
 
     policy = TransformersPolicy(model, tokenizer, "tiny", batch_size=batch_size)
     params = SamplingParams(temperature=temperature, top_p=1.0, max_tokens=max_new_tokens, stop=None)

@@ -15,7 +15,7 @@ import time
 from transformers import LlamaForCausalLM
 
 from tts_utils.analysis import pass_at_k
-from tts_utils.models import load_tokenizer
+from tts_utils.models.catalog import load_tokenizer
 from tts_utils.tinyworld import task
 from tts_utils.tinyworld.common import DATA, RUNS, generate, log, setup
 from tts_utils.tinyworld.train_policy import POLICIES, prompt

@@ -3,7 +3,7 @@ Fig. 3 (pass@1 distribution), Fig. 6 (TTS accuracy against PRM ability), Tables 
 policies with compute-optimal TTS against large ones with CoT; TTS against long CoT).
 
 Like ``study``, every function returns the table its figure draws and a verdict summary made
-by ``study.summarize``: each part a bootstrap over problems (paired where two configurations
+by ``summarize``: each part a bootstrap over problems (paired where two configurations
 meet on the same problems) with its p-value, Holm across a finding's parts. Where the paper
 chooses a configuration on the outcome (compute-optimal TTS), tables show the paper's oracle
 choice and verdicts judge the held-out choice, as F6 and F7 do. The paper's own numbers come from
@@ -19,15 +19,18 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from tts_utils import analysis, paper_numbers, study
+from tts_utils import analysis
+from tts_utils.study import paper_numbers
+from tts_utils.study.compute_optimal import compute_optimal_curve
+from tts_utils.study.grid import TTS_METHODS
+from tts_utils.study.verdicts import claim_part, summarize
 
 PASS1_EDGES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # the paper's Fig. 3 uses five equal bins
 PASS1_LABELS = ("0-20%", "20-40%", "40-60%", "60-80%", "80-100%")
 
 
 # The findings' verdict machinery (parts, p-values and Holm), shared with study's findings.
-_summary = study.summarize
-_part = study._part
+_summary = summarize
 
 
 # --------------------------------------------------------------------------- Fig. 3
@@ -63,14 +66,14 @@ def finding_pass1_distribution(pass1: pd.DataFrame, params: dict[str, float],
         small, large = pols[0], pols[-1]
         both = per[[small, large]].dropna()
         stats = analysis.paired_bootstrap_test((both[large] > top).astype(float), (both[small] > top).astype(float))
-        parts.append(_part(f"{ds}: {large} has more problems with pass@1 > {top:.0%} than {small}", stats, +1,
+        parts.append(claim_part(f"{ds}: {large} has more problems with pass@1 > {top:.0%} than {small}", stats, +1,
                            f"{len(both)} problems"))
     return pass1_distribution(pass1), _summary(parts)
 
 
 # --------------------------------------------------------------------------- Fig. 6
 
-def tts_accuracy_by_prm(acc: pd.DataFrame, policy: str, methods: Sequence[str] = study.TTS_METHODS) -> pd.DataFrame:
+def tts_accuracy_by_prm(acc: pd.DataFrame, policy: str, methods: Sequence[str] = TTS_METHODS) -> pd.DataFrame:
     """Problems x PRMs: each problem's correctness with that PRM at the largest budget, averaged
     over ``methods`` and seeds (a fixed mix, so no choice is made on the outcome)."""
     sub = acc[(acc["policy"] == policy) & acc["method"].isin(methods) & acc["prm"].astype(bool)]
@@ -81,7 +84,7 @@ def tts_accuracy_by_prm(acc: pd.DataFrame, policy: str, methods: Sequence[str] =
 
 
 def finding_prm_ability(acc: pd.DataFrame, ability: pd.Series, policy: str,
-                        methods: Sequence[str] = study.TTS_METHODS, params: dict[str, float] | None = None,
+                        methods: Sequence[str] = TTS_METHODS, params: dict[str, float] | None = None,
                         n_boot: int = 2000, seed: int = 0) -> tuple[pd.DataFrame, dict]:
     """Fig. 6: TTS accuracy rises with the PRM's process-supervision ability.
 
@@ -117,7 +120,7 @@ def finding_prm_ability(acc: pd.DataFrame, ability: pd.Series, policy: str,
     ci = [analysis.bootstrap_ci(per[p].dropna().to_numpy()) for p in prms]
     table["lo"], table["hi"] = [c[1] for c in ci], [c[2] for c in ci]
     table["fit"] = (a + b * x) / 100
-    part = _part(f"{policy}: TTS accuracy rises with PRM ability (slope of accuracy in points per ln ability)",
+    part = claim_part(f"{policy}: TTS accuracy rises with PRM ability (slope of accuracy in points per ln ability)",
                  (b, lo, hi, p), +1,
                  f"{len(prms)} PRMs, {len(y)} problems; ours: Y = {b:.2f} ln X + {a:.2f}, Spearman rho "
                  f"{rho:+.2f}; paper: Y = {paper_numbers.FIG6_FIT[0]} ln X + {paper_numbers.FIG6_FIT[1]}")
@@ -131,7 +134,7 @@ def compute_optimal_at(acc: pd.DataFrame, policy: str, n: int | None = None, mod
     """(N, choice "method|prm", per-problem correctness) of ``policy``'s compute-optimal TTS at
     budget ``n`` (the largest collected when None), over the PRMs ``prms`` (all when None)."""
     sub = acc if prms is None else acc[acc["prm"].isin(list(prms)) | ~acc["prm"].astype(bool)]
-    curve = study.compute_optimal_curve(sub, policy, mode=mode)
+    curve = compute_optimal_curve(sub, policy, mode=mode)
     if curve.empty:
         raise ValueError(f"no TTS results for {policy!r}")
     n = int(curve["n"].max()) if n is None else n
@@ -158,7 +161,7 @@ def _row(dataset: str, model: str, setting: str, values: pd.Series | None, paper
 
 def _paired_part(claim: str, a: pd.Series, b: pd.Series, detail: str) -> dict:
     both = pd.concat([a, b], axis=1, join="inner")
-    return _part(claim, analysis.paired_bootstrap_test(both.iloc[:, 0], both.iloc[:, 1]), +1,
+    return claim_part(claim, analysis.paired_bootstrap_test(both.iloc[:, 0], both.iloc[:, 1]), +1,
                  f"{len(both)} problems; {detail}")
 
 
@@ -203,7 +206,7 @@ def finding_vs_paper_cot(acc: pd.DataFrame, mode: str = "oracle", raw: bool = Fa
                 continue
             _, _, held = compute_optimal_at(d, pol, n, mode="heldout")
             target = paper_numbers.paper_value(paper_numbers.TABLE3_COT, ref, ds) / 100
-            parts.append(_part(f"{ds}: {pol} with compute-optimal TTS (N={n}) beats {ref} with CoT "
+            parts.append(claim_part(f"{ds}: {pol} with compute-optimal TTS (N={n}) beats {ref} with CoT "
                                f"(the paper's {target:.1%})", analysis.bootstrap_test((held - target).to_numpy()), +1,
                                f"{len(held)} problems; held out"))
     return pd.DataFrame(rows), parts if raw else _summary(parts)

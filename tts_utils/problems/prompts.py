@@ -17,7 +17,7 @@ assistant turns differently from the generation prompt.
 
 from __future__ import annotations
 
-# Steps are separated by a blank line (docs/DESIGN.md, "Search methods"); tts_utils.policy re-exports it.
+# Steps are separated by a blank line (docs/DESIGN.md, "Search methods"); tts_utils.models.policy re-exports it.
 STEP_SEPARATOR = "\n\n"
 
 # Meta's official math prompt (Llama-3.1/3.2/3.3 evals), verbatim from the paper's code.

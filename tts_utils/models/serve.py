@@ -1,6 +1,6 @@
 """A minimal OpenAI-compatible completions server for a local policy (standard library only).
 
-    python -m tts_utils.serve data/tinyworld/<policy> --family tiny --port 8000
+    python -m tts_utils.models.serve data/tinyworld/<policy> --family tiny --port 8000
 
 serves ``POST /v1/completions`` and ``GET /v1/models`` like vLLM does, for the subset this project
 uses: text prompts (a string or a list), ``n=1``, ``seed``, ``temperature``, ``top_p``,
@@ -23,7 +23,7 @@ import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from tts_utils.policy import Policy, SamplingParams
+from tts_utils.models.policy import Policy, SamplingParams
 
 # 1 MiB: a quarter of a million tokens of prompt, past any context served here. Reading and
 # tokenizing a 12 MB prompt took 23 s and 2.8 GB before the model refused it.
@@ -206,7 +206,7 @@ def make_server(policy: Policy, host: str = "127.0.0.1", port: int = 0, model_na
 
 
 def main(argv=None) -> None:
-    from tts_utils.policy import load_policy
+    from tts_utils.models.policy import load_policy
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("model", help="registry name or local model directory")

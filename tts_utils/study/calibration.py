@@ -12,8 +12,8 @@ Why simulated tables and not relabelled candidates: the verdicts read per-proble
 statistical step (cross-fitted choices, difficulty bins from an independent pass@1 set, paired
 bootstrap over problems, Holm) at a cost CI can afford.
 
-    python -m tts_utils.calibration            # print the table
-    python -m tts_utils.calibration --readme   # and write it into README.md's calibration section
+    python -m tts_utils.study.calibration            # print the table
+    python -m tts_utils.study.calibration --readme   # and write it into README.md's calibration section
 
 The bootstrap uses ``N_BOOT`` resamples instead of the notebooks' 2000: its Monte Carlo error on
 a p-value near 0.05 is about 0.01, small next to the binomial error of a rate over 200 tables
@@ -207,7 +207,7 @@ def markdown(rates: list[Rates]) -> str:
              f"N = {', '.join(map(str, BUDGETS))}, {N_BOOT} bootstrap resamples; planted: "
              f"{PLANTED:.0%} accuracy; F4: tokens x {1 + F4_SCALE * PLANTED:.2f}; F5: the vote rules right on a further "
              f"{PLANTED:.0%} of problems). "
-             "Written by `python -m tts_utils.calibration --readme`; `tests/test_calibration.py` "
+             "Written by `python -m tts_utils.study.calibration --readme`; `tests/test_calibration.py` "
              "asserts the false rates are at most 5%.", "",
              "| finding | claim | false agrees (null) | false disagrees (null) | power (planted) |",
              "| --- | --- | ---: | ---: | ---: |"]
@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     md = markdown(calibrate(args.tables, progress=True))
     print(md)
     if args.readme:
-        from tts_utils.run_notebooks import replace_section
+        from tts_utils.paths import replace_section
 
         if not replace_section(paths.README, README_START, README_END, md):
             print(f"error: {paths.README} has no {README_START} ... {README_END} section", file=sys.stderr)

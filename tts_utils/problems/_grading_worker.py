@@ -1,4 +1,4 @@
-"""The math-verify worker process of ``tts_utils.grading`` (run as a script, not imported).
+"""The math-verify worker process of ``tts_utils.problems.grading`` (run as a script, not imported).
 
     python _grading_worker.py MEMORY_LIMIT_BYTES
 

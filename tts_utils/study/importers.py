@@ -41,8 +41,8 @@ from pathlib import Path
 import pandas as pd
 
 from tts_utils.collect import CANDIDATE_COLUMNS
-from tts_utils.grading import extract_answer, is_equivalent
-from tts_utils.prompts import split_steps
+from tts_utils.problems.grading import extract_answer, is_equivalent
+from tts_utils.problems.prompts import split_steps
 
 SOURCE_COLUMNS = ["source_answer", "source_correct"]
 COLUMNS = [*CANDIDATE_COLUMNS, *SOURCE_COLUMNS]

@@ -1,7 +1,7 @@
 """Seeded batched decoding of a ``transformers`` causal LM: the engine behind TransformersPolicy.
 
 Works on token ids: ``SeededDecoder.decode`` takes prompts as token-id lists and returns, per prompt,
-``(text, num_tokens, finish_reason)`` under the contract of ``tts_utils.policy.Policy.generate``
+``(text, num_tokens, finish_reason)`` under the contract of ``tts_utils.models.policy.Policy.generate``
 (stop string kept in the text, EOS counted but not in the text, ``seeds[i]`` alone fixes row i).
 
 Why not ``model.generate``: it cannot seed each row separately, and its ``stop_strings`` fails with
@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from tts_utils.prompts import first_stop
+from tts_utils.problems.prompts import first_stop
 
 # ---------------------------------------------------------------------------------------------
 # Sampling with per-request seeds.

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 
 # Table 3: frontier models with CoT (their own reported scores) against small policies with
-# compute-optimal TTS. Keys of the TTS rows are registry names (tts_utils.models); ``n`` is the
+# compute-optimal TTS. Keys of the TTS rows are registry names (tts_utils.models.catalog); ``n`` is the
 # budget where the paper states one (otherwise its usual maximum, 256).
 TABLE3_COT = {  # model: (MATH-500, AIME24)
     "GPT-4o": (74.6, 9.3),

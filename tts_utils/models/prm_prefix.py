@@ -8,7 +8,7 @@ solution (the model is causal), to rounding. A search's next round scores the ch
 of these solutions: their common prefix is (most of) their parent's input, which was run in the
 previous call. So every solution scored in a family is **kept** (``Kept``: its keys and values
 and its hidden states at the read positions) until the next call, and a family whose parent is
-kept runs only its members' new tokens on the parent's cache. ``tts_utils.prm.TransformersPRM.score``
+kept runs only its members' new tokens on the parent's cache. ``tts_utils.models.prm.TransformersPRM.score``
 uses this where the model allows it (``sharing_support``) and the format's head is known
 (``head``: the backbone's last hidden states at the read positions -> rewards).
 """

@@ -17,7 +17,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Mapping
 
-from tts_utils.voting import VOTING_RULES
+from tts_utils.search.voting import VOTING_RULES
 
 # parameter -> the list parameter its value must come from (large_policy may lie outside the
 # grid on purpose: notebook 06 runs CoT alone for it)

@@ -29,7 +29,8 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from tts_utils import analysis, study
+from tts_utils import analysis
+from tts_utils.study.verdicts import summarize
 
 FAILURES = ("over_criticism", "error_neglect", "localization_bias")
 BIASES = ("position_bias", "length_bias")
@@ -218,7 +219,7 @@ def above_test(value: float, boots: np.ndarray, tolerance: float, problems: int)
 
 
 def beyond_test(value: float, boots: np.ndarray, tolerance: float) -> tuple[str | None, float]:
-    """(direction, p) of "|rho| > ``tolerance``" (a bias), the mirror of ``study.equivalence_part``:
+    """(direction, p) of "|rho| > ``tolerance``" (a bias), the mirror of ``equivalence_part``:
     an estimate beyond the tolerance "agrees" with p = twice the bootstrap share inside on its
     side; one within it "disagrees" when both one-sided tests reject (p = the larger share beyond)."""
     if np.isnan(value) or not boots.size:
@@ -263,7 +264,7 @@ def finding_failures(rates: pd.DataFrame, rate_tolerance: float = 0.05, bias_tol
     (``failure_rates``'s "all" rows, tested against the tolerances fixed in the profile): a failure
     rate above ``rate_tolerance`` (seen more often than that, it is a property of the PRMs, not an
     accident), a scoring bias with |rho| above ``bias_tolerance``. The parts are one family, judged
-    by ``study.summarize`` (Holm), as every finding's."""
+    by ``summarize`` (Holm), as every finding's."""
     pooled = rates[rates["prm"] == "all"].set_index("failure")
     parts = []
     for f in (*FAILURES, *BIASES):
@@ -274,7 +275,7 @@ def finding_failures(rates: pd.DataFrame, rate_tolerance: float = 0.05, bias_tol
         direction = r["direction"] if isinstance(r["direction"], str) else None
         parts.append({"claim": claim, "effect": float(r["value"]), "lo": float(r["lo"]), "hi": float(r["hi"]),
                       "p": float(r["p"]), "direction": direction, "detail": f"{int(r['count'])} {unit}, all PRMs"})
-    return study.summarize(parts)
+    return summarize(parts)
 
 
 def examples(steps: pd.DataFrame, threshold: float = 0.5) -> pd.DataFrame:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from tts_utils.grading import is_equivalent
+from tts_utils.problems.grading import is_equivalent
 
 AGGREGATIONS = ("min", "last", "avg")
 VOTING_RULES = (

@@ -196,7 +196,7 @@ def vote_accuracy(candidates: pd.DataFrame, rules: Sequence[str] | None = None) 
     grouped by mathematical equivalence once per candidate set and reused for every rule.
     The difficulty sample set (method ``pass1_samples``) is not a method and is left out.
     """
-    from tts_utils.voting import VOTING_RULES, group_answers, select_index
+    from tts_utils.search.voting import VOTING_RULES, group_answers, select_index
 
     rules = tuple(rules or VOTING_RULES)
     rows = []

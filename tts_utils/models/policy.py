@@ -2,7 +2,7 @@
 
 Backends (transformers on CPU/GPU, vLLM, any OpenAI-compatible completions server) all implement
 ``Policy.generate``. Prompts are plain strings already rendered through the model's chat template
-(see tts_utils.prompts.build_prompt), so every backend sees exactly the same text. The template
+(see tts_utils.problems.prompts.build_prompt), so every backend sees exactly the same text. The template
 writes its own special tokens (BOS included), so every backend tokenizes prompts with
 ``add_special_tokens=False``.
 
@@ -23,8 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from tts_utils import prompts as prompt_lib
-from tts_utils.prompts import STEP_SEPARATOR, first_stop
+from tts_utils.problems import prompts as prompt_lib
+from tts_utils.problems.prompts import STEP_SEPARATOR, first_stop
 
 # torch is imported where a model is loaded: the search methods and the notebooks' cached reruns
 # import this module for its types only, and torch's import is most of their start-up (1.4 s).
@@ -121,7 +121,7 @@ def normalize_stop(text: str, finish_reason: str | None, matched, stops) -> tupl
 
 
 class TransformersPolicy(Policy):
-    """A ``transformers`` causal LM on CPU or GPU, decoded by ``tts_utils.decoder.SeededDecoder``
+    """A ``transformers`` causal LM on CPU or GPU, decoded by ``tts_utils.models.decoder.SeededDecoder``
     (batched, a KV cache, one seed per row)."""
 
     def __init__(self, model, tokenizer, family: str, name: str | None = None, batch_size: int = 64):
@@ -131,7 +131,7 @@ class TransformersPolicy(Policy):
         self.family = family
         self.name = name or getattr(model.config, "name_or_path", None) or type(model).__name__
         self.batch_size = batch_size
-        from tts_utils.decoder import SeededDecoder
+        from tts_utils.models.decoder import SeededDecoder
 
         self.decoder = SeededDecoder(self.model, tokenizer)
 
@@ -144,7 +144,7 @@ class TransformersPolicy(Policy):
         import torch
         from transformers import AutoModelForCausalLM
 
-        from tts_utils.models import default_device, load_tokenizer
+        from tts_utils.models.catalog import default_device, load_tokenizer
 
         device = device or default_device()
         if batch_size is None:
@@ -174,7 +174,7 @@ class TransformersPolicy(Policy):
 
 
 # ---------------------------------------------------------------------------------------------
-# OpenAI-compatible completions server (vLLM, SGLang, tts_utils.serve)
+# OpenAI-compatible completions server (vLLM, SGLang, tts_utils.models.serve)
 
 
 class OpenAIError(RuntimeError):
@@ -346,7 +346,7 @@ def load_policy(name_or_spec, backend: str = "transformers", **kw) -> Policy:
     "openai": ``base_url`` plus kw of OpenAIPolicy; ``served_model_name`` is the server's model name
     (default: the weights' location, as ``vllm serve`` names it).
     """
-    from tts_utils.models import ModelSpec, get_model
+    from tts_utils.models.catalog import ModelSpec, get_model
 
     family = kw.pop("family", None)
     spec = name_or_spec if isinstance(name_or_spec, ModelSpec) else get_model(name_or_spec, kind="policy",
@@ -359,7 +359,7 @@ def load_policy(name_or_spec, backend: str = "transformers", **kw) -> Policy:
     if backend == "vllm":
         return VLLMPolicy(source, spec.family, name=spec.name, **kw)
     if backend == "openai":
-        from tts_utils.models import load_tokenizer
+        from tts_utils.models.catalog import load_tokenizer
 
         if "base_url" not in kw:
             raise ValueError("the openai backend needs base_url=, e.g. 'http://localhost:8000/v1'")
