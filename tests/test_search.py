@@ -52,14 +52,20 @@ def ends(text: str) -> bool:
 
 # ------------------------------------------------------------------------------------------- budgets
 
+@pytest.mark.parametrize("rule", ["slot", "ranked"])
 @pytest.mark.parametrize("n", [4, 16])
 @pytest.mark.parametrize("method", ["best_of_n", "majority", "beam_search", "dvts"])
-def test_every_method_ends_with_exactly_n_complete_candidates(method, n):
-    result = run_method(method, ScriptedPolicy(), KnownPRM(), PROBLEMS, n, seed=1)
+def test_every_method_ends_with_its_number_of_complete_candidates(method, n, rule):
+    """N candidates, except the tree searches under the paper's rule ("slot"): N/M."""
+    result = run_method(method, ScriptedPolicy(), KnownPRM(), PROBLEMS, n, seed=1,
+                        config=SearchConfig(finished_paths=rule))
     groups = per_problem(result)
+    count, per_subtree = n, 4
+    if method in ("beam_search", "dvts") and rule == "slot":
+        count, per_subtree = n // 4, 1
     assert sorted(groups) == sorted(p.id for p in PROBLEMS)
     for pid, cands in groups.items():
-        assert [c.index for c in cands] == list(range(n)), pid
+        assert [c.index for c in cands] == list(range(count)), pid
         for c in cands:
             assert c.n == n and c.method == method and c.seed == 1
             assert "\\boxed" in c.steps[-1], "every candidate is a complete solution here"
@@ -73,7 +79,7 @@ def test_every_method_ends_with_exactly_n_complete_candidates(method, n):
             sizes = defaultdict(int)
             for c in cands:
                 sizes[c.subtree] += 1
-            assert sizes == dict.fromkeys(range(n // 4), 4)
+            assert sizes == dict.fromkeys(range(n // 4), per_subtree)
 
 
 def test_cot_is_one_greedy_sample_whatever_the_seed():
@@ -161,13 +167,12 @@ def test_kept_finished_paths_beam_search_keeps_the_top_need_over_m_live_children
 
 @pytest.mark.parametrize("n,p_end", [(16, lambda d: 0.15 * d), (8, lambda d: 0.3), (16, lambda d: 0.5)])
 def test_ranked_finished_paths_beam_search_ranks_ended_and_live_children_together(n, p_end):
-    """The default (the paper's code): replays the logged rounds. All children of a round are
-    ranked by last-step score; walking down, ended children become candidates and live ones
-    beams until the beams (M children each) cover the remaining need; the rest are dropped."""
+    """finished_paths="ranked": replays the logged rounds. All children of a round are ranked by
+    last-step score; walking down, ended children become candidates and live ones beams until the
+    beams (M children each) cover the remaining need; the rest are dropped."""
     m = 4
     pol, prm = ScriptedPolicy(p_end=p_end), KnownPRM()
-    cfg = SearchConfig(max_depth=6)
-    assert cfg.finished_paths == "ranked"
+    cfg = SearchConfig(max_depth=6, finished_paths="ranked")
     res = beam_search(pol, prm, PROBLEMS, n, seed=3, config=cfg)
     rounds = rounds_of(pol)
     dropped_ended = 0
@@ -201,15 +206,58 @@ def test_ranked_finished_paths_beam_search_ranks_ended_and_live_children_togethe
     assert dropped_ended > 0  # the rule was exercised: some finished path ranked below the cut
 
 
-def test_the_two_finished_path_rules_differ_and_the_option_is_checked():
-    a = beam_search(ScriptedPolicy(p_end=lambda d: 0.3), KnownPRM(), PROBLEMS, 16, seed=3)
-    b = beam_search(ScriptedPolicy(p_end=lambda d: 0.3), KnownPRM(), PROBLEMS, 16, seed=3,
-                    config=SearchConfig(finished_paths="kept"))
+@pytest.mark.parametrize("n,p_end", [(16, lambda d: 0.15 * d), (8, lambda d: 0.3), (16, lambda d: 0.5),
+                                     (32, lambda d: 0.0)])
+def test_paper_beam_search_gives_each_finished_path_a_slot_and_stops_when_n_over_m_are_in(n, p_end):
+    """The default (the paper's code, finished_paths="slot"): replays the logged rounds. The root
+    samples N first steps; each round every child is ranked by last-step score and the top
+    (N/M - finished so far) are kept; a kept child that ended is finished for good, a kept live
+    child gets M children next round. The search stops once N/M paths have finished, and those
+    are the candidates."""
+    m = 4
+    pol, prm = ScriptedPolicy(p_end=p_end), KnownPRM()
+    cfg = SearchConfig(max_depth=6)
+    assert cfg.finished_paths == "slot"
+    res = beam_search(pol, prm, PROBLEMS, n, seed=3, config=cfg)
+    rounds = rounds_of(pol)
+    finished_early = 0
+    for p in PROBLEMS:
+        slots, done, beams = n // m, [], []
+        for r, by_q in enumerate(rounds):
+            children = [(prefix + text, text) for prefix, text in by_q.get(p.problem, [])]
+            assert len(children) == (n if r == 0 else m * len(beams)), (p.id, r)
+            if r > 0:  # each kept live beam got exactly M children
+                assert sorted({pre for pre, _ in by_q[p.problem]}) == sorted(beams)
+            depth_limit = r + 1 == cfg.max_depth
+            kept = [c for c in sorted(children, key=lambda c: -step_value(c[1]))][: slots - len(done)]
+            done += [path for path, text in kept if ends(text) or depth_limit]
+            beams = [path for path, text in kept if not (ends(text) or depth_limit)]
+            if len(done) == slots:
+                assert all(p.problem not in later for later in rounds[r + 1:]), "it stops when N/M are in"
+                finished_early += r + 1 < cfg.max_depth
+                break
+        assert len(done) == slots
+        got = per_problem(res)[p.id]
+        assert sorted("".join(c.steps) for c in got) == sorted(done)
+        assert [c.index for c in got] == list(range(slots))
+    if p_end(1) > 0:
+        assert finished_early > 0  # the rule was exercised: paths finished before the depth limit
+
+
+def test_the_three_finished_path_rules_differ_and_the_option_is_checked():
+    def run(rule):
+        return beam_search(ScriptedPolicy(p_end=lambda d: 0.3), KnownPRM(), PROBLEMS, 16, seed=3,
+                           config=SearchConfig(finished_paths=rule))
+
+    slot, ranked, kept = run("slot"), run("ranked"), run("kept")
     texts = lambda r: sorted("".join(c.steps) for c in r.candidates)  # noqa: E731
-    assert texts(a) != texts(b)
+    assert texts(ranked) != texts(kept)
+    assert len(slot.candidates) == 16 // 4 * len(PROBLEMS) < len(ranked.candidates)
     # ranked keeps only finished paths that made the cut: their mean last-step score is higher
     mean_last = lambda r: sum(c.rewards[-1] for c in r.candidates) / len(r.candidates)  # noqa: E731
-    assert mean_last(a) > mean_last(b)
+    assert mean_last(ranked) > mean_last(kept)
+    # the paper's rule spends no more than N generations a round either
+    assert all(len(prompts) <= 16 * len(PROBLEMS) for prompts, *_ in ScriptedPolicy().calls)
     with pytest.raises(ValueError, match="finished_paths"):
         SearchConfig(finished_paths="drop")
 
@@ -217,7 +265,7 @@ def test_the_two_finished_path_rules_differ_and_the_option_is_checked():
 def test_beam_search_reaching_max_depth_ends_every_path():
     pol = ScriptedPolicy(p_end=lambda d: 0.0)
     res = beam_search(pol, KnownPRM(), PROBLEMS, 8, config=SearchConfig(max_depth=3))
-    assert len(res.candidates) == 8 * len(PROBLEMS)
+    assert len(res.candidates) == 8 // 4 * len(PROBLEMS)
     assert {c.finish_reason for c in res.candidates} == {"max_depth"}
     assert {len(c.steps) for c in res.candidates} == {3}
     assert res.policy_calls == 3 and len(pol.calls) == 3
@@ -379,7 +427,7 @@ def test_searches_run_on_real_transformers_models(tiny_models, method):
     problems = make_problems(2)
     res = run_method(method, policy, prm, problems, 8, seed=0, config=TINY_CFG)
     for pid, cands in per_problem(res).items():
-        assert len(cands) == 8, pid
+        assert len(cands) == (8 if method == "best_of_n" else 8 // 4), pid
         for c in cands:
             assert len(c.rewards) == len(c.steps) >= 1
             assert all(0.0 <= r <= 1.0 for r in c.rewards)

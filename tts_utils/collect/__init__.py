@@ -60,7 +60,7 @@ Config (YAML file or dict; unknown keys are errors)::
     top_p: 1.0
     max_step_tokens: 2048
     max_solution_tokens: 8192
-    finished_paths: ranked         # beam search / DVTS: "ranked" (the paper's code) or "kept"
+    finished_paths: slot           # beam search / DVTS: "slot" (the paper's code: N/M paths), "ranked" or "kept" (N)
     chunk_size: 64                 # problems per work unit (the unit of caching and resume)
     backend: transformers          # policy backend: transformers | vllm | openai
     backend_options: {}            # keyword arguments of policy.load_policy (e.g. device, base_url)

@@ -1,32 +1,32 @@
 """Step-level beam search guided by a PRM (docs/DESIGN.md, "Search methods"), beam width M (default 4).
 
-Round 1 samples N first steps per problem; the top N/M by the PRM score of their last step are
-kept; each kept beam samples M next steps; repeat. A path ends when its step has no separator,
-contains \\boxed, hits EOS/length, reaches max depth (40) or the solution token budget.
+Round 1 samples N first steps per problem; the best children by the PRM score of their last step
+are kept; each kept live path samples M next steps; repeat. A path ends when its step has no
+separator, contains \\boxed, hits EOS/length, reaches max depth (40) or the solution token budget.
+Every round generates at most N children.
 
-Paths that end early (``SearchConfig.finished_paths``). ``need`` = N - (candidates so far); each
-round generates exactly ``need`` children, M per kept beam except the lowest-ranked, which gets
-the remainder need - (kept - 1) * M.
+Paths that end early (``SearchConfig.finished_paths``):
 
-* ``"ranked"`` (default; the paper's code, compute-optimal-tts ``tree.beam_search``, which ranks
-  all children of the kept nodes by value, keeps the top k, turns the kept ones that end into end
-  nodes and shrinks k by one per end node): all children of a round, ended and live, are ranked
-  together by last-step score. Walking down the ranking, an ended child becomes a candidate
-  (need -= 1) and a live child becomes a beam worth M children, until the beams can produce the
-  remaining need; every child below that cut is dropped, ended or not. A finished path with a
-  low score is therefore not a candidate.
-* ``"kept"`` (this project's earlier rule): every ended child is a candidate whatever its score;
-  the beams are the top ceil(need / M) live children.
+* ``"slot"`` (default; the paper's code, compute-optimal-tts ``SearchTree.beam_search`` with
+  ``beam_size`` = N/M, root width N and M children a node): a problem has N/M beam slots. Each
+  round all children, ended and live, are ranked together and the top (slots - finished paths)
+  are kept; a kept child that ended is a finished path and holds its slot for good, a kept live
+  child is a beam for the next round. The search stops when N/M paths have finished, and those
+  N/M paths are its candidates: beam search returns N/M candidates at budget N, not N.
+* ``"ranked"`` (this project's earlier default): the same joint ranking, but a finished path
+  does not use up a slot: ``need`` = N - (candidates so far), an ended child above the cut is a
+  candidate (need -= 1), a live one a beam worth M children (the lowest-ranked beam gets the
+  remainder need - (kept - 1) * M), until the beams cover the need; N candidates per problem.
+* ``"kept"`` (the rule before that): every ended child is a candidate whatever its score; the
+  beams are the top ceil(need / M) live children; N candidates per problem.
 
-Either way a problem is done when ``need`` reaches 0; at max depth every child ends, so every
-problem ends with exactly N candidates, none duplicated, and never more than N generations a
-round. (The walk always stops: if it kept every child, the live ones could produce M times their
-number, which is at least the remaining need.)
+Either way a problem ends with its full number of candidates, none duplicated: at max depth every
+child ends. (In "ranked", the walk always stops: if it kept every child, the live ones could
+produce M times their number, which is at least the remaining need.)
 
 (search-and-learn instead keeps generating N children a round by duplicating the surviving
 beams, collects every completed path, and at the end keeps the top N by score or pads by
-duplicating completed beams; it can spend more than N generations per round's budget and
-return duplicates, which would distort vote counts.)
+duplicating completed beams; it returns N, duplicates included, which would distort vote counts.)
 
 Ties in the top-k choice break by generation order (parent rank, then child index), which is
 deterministic. Seeds come from (seed, problem id, group, round, parent rank, child index), so a
@@ -72,20 +72,27 @@ class _Path:
 
 @dataclass
 class _Group:
-    problem: object      # data.Problem
+    problem: object      # problems.datasets.Problem
     subtree: int
-    need: int            # candidates still to produce
+    budget: int          # generations a round (N for beam search, M for a DVTS subtree)
     width: int           # M
+    rule: str            # SearchConfig.finished_paths
     parents: list[_Path]  # beams to expand this round, best first
     done: list[_Path] = field(default_factory=list)
     policy_tokens: int = 0
     prm_tokens: int = 0
+    need: int = field(init=False)  # candidates still to produce
+
+    def __post_init__(self):
+        # "slot": budget / M beam slots, one finished path each; otherwise N candidates
+        self.need = self.budget // self.width if self.rule == "slot" else self.budget
 
     def children_per_parent(self, first_round: bool) -> list[int]:
         if first_round:  # the root samples all of the budget (N first steps)
-            return [self.need]
+            return [self.budget]
         counts = [self.width] * len(self.parents)
-        counts[-1] = self.need - (len(self.parents) - 1) * self.width
+        if self.rule != "slot":  # the last beam gets what is left of the need
+            counts[-1] = self.need - (len(self.parents) - 1) * self.width
         return counts
 
 
@@ -135,8 +142,8 @@ def grouped_beam_search(policy, prm, groups: list[_Group], cfg: SearchConfig, se
         by_group: dict[int, list[_Path]] = {}
         for g, path in children:
             by_group.setdefault(id(g), []).append(path)
+        select = _SELECT[cfg.finished_paths]
         for g in live:
-            select = _select_ranked if cfg.finished_paths == "ranked" else _select_kept
             select(g, by_group[id(g)])
     unfinished = [g.problem.id for g in groups if g.need > 0]
     if unfinished:  # cannot happen: the round at max_depth ends every path; guard the invariant
@@ -147,6 +154,14 @@ def grouped_beam_search(policy, prm, groups: list[_Group], cfg: SearchConfig, se
 def _ranked(paths: list[_Path]) -> list[_Path]:
     # sorted() is stable, so equal scores keep generation order: deterministic ties
     return sorted(paths, key=lambda p: -p.rewards[-1])
+
+
+def _select_slot(g: _Group, children: list[_Path]) -> None:
+    """The paper's rule: the top (free slots) children are kept; an ended one fills its slot."""
+    kept = _ranked(children)[: g.need]
+    g.done.extend(p for p in kept if p.end is not None)
+    g.parents = [p for p in kept if p.end is None]
+    g.need = len(g.parents)
 
 
 def _select_kept(g: _Group, children: list[_Path]) -> None:
@@ -172,6 +187,9 @@ def _select_ranked(g: _Group, children: list[_Path]) -> None:
     g.parents = beams if g.need > 0 else []
 
 
+_SELECT = {"slot": _select_slot, "ranked": _select_ranked, "kept": _select_kept}
+
+
 def to_result(groups: list[_Group], problems, method: str, n: int, seed: int, wall_s: float,
               calls: tuple[int, int]) -> SearchResult:
     cands: list[Candidate] = []
@@ -193,13 +211,14 @@ def to_result(groups: list[_Group], problems, method: str, n: int, seed: int, wa
 
 
 def beam_search(policy, prm, problems, n: int, seed: int = 0, config: SearchConfig | None = None) -> SearchResult:
-    """Beam search at budget N: exactly N candidates per problem (see the module docstring)."""
+    """Beam search at budget N: N/M candidates per problem by default, N with ``finished_paths``
+    "ranked" or "kept" (see the module docstring)."""
     cfg = config or SearchConfig()
     check_budget(n, cfg.beam_width, METHOD)
     problems = list(problems)
     problems_by_id(problems)
     root = _Path([], [], ())
-    groups = [_Group(p, 0, n, cfg.beam_width, [root]) for p in problems]
+    groups = [_Group(p, 0, n, cfg.beam_width, cfg.finished_paths, [root]) for p in problems]
     with Timer() as t:
         calls = grouped_beam_search(policy, prm, groups, cfg, seed, METHOD)
     return to_result(groups, problems, METHOD, n, seed, t.seconds, calls)

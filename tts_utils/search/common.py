@@ -29,9 +29,11 @@ MAX_DEPTH = 40
 MAX_STEP_TOKENS = 2048
 MAX_SOLUTION_TOKENS = 8192
 # What beam search / DVTS do with a child whose path ends (see beam_search.py):
-# "ranked": ranked together with the live children, kept only if it makes the cut (the paper's code);
-# "kept": always kept as a candidate, only live children compete for the beam (our earlier rule).
-FINISHED_PATHS = ("ranked", "kept")
+# "slot": the paper's code: N/M beam slots; a kept child that ends takes its slot for good, and the
+#         search returns the N/M finished paths (DVTS: one per subtree);
+# "ranked": ranked together with the live children, kept only if it makes the cut; fills N;
+# "kept": always kept as a candidate, only live children compete for the beam; fills N.
+FINISHED_PATHS = ("slot", "ranked", "kept")
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ class SearchConfig:
     top_p: float = TOP_P
     max_step_tokens: int = MAX_STEP_TOKENS
     max_solution_tokens: int = MAX_SOLUTION_TOKENS
-    finished_paths: str = "ranked"
+    finished_paths: str = "slot"
 
     def __post_init__(self):
         for name in ("beam_width", "max_depth", "max_step_tokens", "max_solution_tokens"):

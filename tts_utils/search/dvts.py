@@ -1,18 +1,20 @@
 """Diverse Verifier Tree Search (DVTS; Beeching et al., search-and-learn; paper section 4).
 
-N/M independent subtrees per problem. Each subtree is a beam search that samples M children of
-its beam per step and keeps the single best by the PRM score of the last step; subtrees never
-exchange beams. Budget rule (beam_search.py's, applied per subtree with budget M): with the
-default ``finished_paths="ranked"``, the M children are ranked together; ended children ranked
-above the best live one become candidates (the subtree's remaining budget shrinks by one each),
-the best live child is the next beam, and the rest are dropped; with ``"kept"`` every ended
-child is a candidate. The kept beam then samples only the remaining number of children; a
-subtree is done when it holds M complete candidates. So each problem ends with exactly
-N = (N/M) * M candidates.
+N/M independent subtrees per problem. Each subtree is a beam search of budget M: it samples M
+first steps, keeps the best by the PRM score of the last step, and samples M children of that
+beam per step; subtrees never exchange beams. What a subtree returns follows beam_search.py's
+``finished_paths`` rule with budget M:
+
+* ``"slot"`` (default; the paper's code: ``beam_size`` 1, ``num_q`` = N/M): one beam slot, so the
+  subtree stops when its kept child ends and returns that one path; N/M candidates per problem.
+* ``"ranked"``: ended children ranked above the best live one become candidates (the subtree's
+  remaining budget shrinks by one each), the best live child is the next beam; the subtree is
+  done when it holds M complete candidates, so N candidates per problem.
+* ``"kept"``: every ended child is a candidate; likewise N candidates.
 
 (search-and-learn's DVTS stops a subtree as soon as its *selected* child ends and returns the M
 children of that last expansion as the subtree's candidates, some of which can be unfinished
-partial solutions; we keep expanding instead so that every candidate is a complete path.)
+partial solutions; every candidate here is a complete path.)
 
 Subtree k's seeds depend on k but not on N, so a run at N is exactly the first N/M subtrees of
 a run at N_max: ``search.derive`` (group size M).
@@ -33,8 +35,8 @@ def dvts(policy, prm, problems, n: int, seed: int = 0, config: SearchConfig | No
     check_budget(n, m, METHOD)
     problems = list(problems)
     problems_by_id(problems)
-    # Each subtree is a beam search of budget M and width M: it keeps ceil(M / M) = 1 beam.
-    groups = [_Group(p, k, m, m, [_Path([], [], ())]) for p in problems for k in range(n // m)]
+    # Each subtree is a beam search of budget M and width M: it keeps one beam.
+    groups = [_Group(p, k, m, m, cfg.finished_paths, [_Path([], [], ())]) for p in problems for k in range(n // m)]
     with Timer() as t:
         calls = grouped_beam_search(policy, prm, groups, cfg, seed, METHOD)
     return to_result(groups, problems, METHOD, n, seed, t.seconds, calls)
