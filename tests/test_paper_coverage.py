@@ -19,7 +19,7 @@ def pass1_table(values: dict[str, list[float]], dataset="tinymath500"):
 def acc_rows(dataset, policy, prm, method, n, correct):
     """One row per problem of a per-problem accuracy table (analysis.vote_accuracy after with_rule)."""
     return [{"dataset": dataset, "policy": policy, "prm": prm, "method": method, "n": n, "seed": 0,
-             "problem_id": f"p{i}", "correct": bool(c)} for i, c in enumerate(correct)]
+             "problem_id": f"p{i}", "correct": bool(c), "difficulty": "medium"} for i, c in enumerate(correct)]
 
 
 def test_pass1_bins_are_the_five_closed_on_the_right():
@@ -27,35 +27,56 @@ def test_pass1_bins_are_the_five_closed_on_the_right():
     assert list(bins.astype(str)) == ["0-20%", "0-20%", "20-40%", "60-80%", "80-100%", "80-100%"]
 
 
-def test_fig3_claim_follows_which_policy_fills_the_top_bin():
+def test_fig3_claim_is_the_strongest_policys_top_bin_share_against_half():
     params = {"small": 1.0, "large": 10.0}
     dist, s = pc.finding_pass1_distribution(pass1_table({"small": [0.1] * 30, "large": [0.9] * 30}), params)
-    assert s["verdict"] == "agrees" and s["parts"][0]["effect"] == 1.0
+    assert s["verdict"] == "agrees" and s["parts"][0]["effect"] == 0.5  # all of them, against one half
     assert dist.groupby("policy")["share"].sum().tolist() == [1.0, 1.0]
-    _, s = pc.finding_pass1_distribution(pass1_table({"small": [0.9] * 30, "large": [0.1] * 30}), params)
-    assert s["verdict"] == "disagrees"
+    # the smallest policy no longer matters: a strong policy with a third in the top bin disagrees
+    _, s = pc.finding_pass1_distribution(pass1_table({"small": [0.0] * 60, "large": [0.9] * 20 + [0.5] * 40}), params)
+    assert s["verdict"] == "disagrees" and s["parts"][0]["effect"] == pytest.approx(1 / 3 - 0.5)
+    _, s = pc.finding_pass1_distribution(pass1_table({"large": [0.9, 0.5] * 30}), params)  # exactly half
+    assert s["verdict"] == "inconclusive" and s["rule"].startswith("Fig. 3: ")
+
+
+def _fig6_acc(ability, slope_of, rng, problems=400):
+    rows = []
+    for prm, x in ability.items():  # accuracy per PRM from its ability; 400 problems each
+        rows += acc_rows("d", "pol", prm, "best_of_n", 8, rng.random(problems) < slope_of(prm, x))
+        rows += acc_rows("d", "pol", prm, "best_of_n", 4, [False] * problems)  # smaller N: not used
+    return pd.DataFrame(rows)
 
 
 def test_fig6_slope_is_least_squares_on_log_ability():
     rng = np.random.default_rng(0)
-    ability = pd.Series({"a": 0.3, "b": 0.5, "c": 0.8})
-    rows = []
-    for prm, x in ability.items():  # accuracy rises with ln ability; 400 problems each
-        p = 0.1 + 0.3 * math.log(x / 0.3)
-        rows += acc_rows("d", "pol", prm, "best_of_n", 8, rng.random(400) < p)
-        rows += acc_rows("d", "pol", prm, "best_of_n", 4, [False] * 400)  # smaller N: not used
-    acc = pd.DataFrame(rows)
+    ability = pd.Series({"a": 0.3, "b": 0.45, "c": 0.6, "d": 0.8})
+    acc = _fig6_acc(ability, lambda prm, x: 0.1 + 0.3 * math.log(x / 0.3), rng)
     table, s = pc.finding_prm_ability(acc, ability, "pol", methods=["best_of_n"])
     means = table.set_index("prm")["acc"] * 100
     expected = np.polyfit(np.log(ability * 100), means[ability.index], 1)[0]
     assert s["parts"][0]["effect"] == pytest.approx(expected)
-    assert s["verdict"] == "agrees"
+    assert s["verdict"] == "agrees" and s["parts"][0]["robust"]
     flipped = acc.assign(correct=~acc["correct"])
     flipped = flipped[flipped["n"] == 8]
     _, s = pc.finding_prm_ability(flipped, ability, "pol", methods=["best_of_n"])
     assert s["verdict"] == "disagrees"
     with pytest.raises(ValueError, match="at least two PRMs"):
         pc.finding_prm_ability(acc, ability[["a"]], "pol", methods=["best_of_n"])
+
+
+def test_fig6_is_capped_when_one_prm_carries_the_slope_or_there_are_few():
+    rng = np.random.default_rng(1)
+    ability = pd.Series({"a": 0.3, "b": 0.4, "c": 0.5, "d": 0.6, "e": 0.9})
+    # flat for four PRMs (slightly falling), then one strong PRM far above: the slope is its alone
+    carried = _fig6_acc(ability, lambda prm, x: 0.9 if prm == "e" else 0.45 - 0.1 * x, rng)
+    table, s = pc.finding_prm_ability(carried, ability, "pol", methods=["best_of_n"])
+    part = s["parts"][0]
+    assert part["p"] < 0.01 and part["effect"] > 0  # significant on the problems alone
+    assert not part["robust"] and part["verdict"] == "inconclusive" and "changes sign" in part["detail"]
+    assert table.set_index("prm").loc["e", "slope_without"] < 0
+    few = _fig6_acc(ability[["a", "b", "c"]], lambda prm, x: 0.1 + 0.5 * x, rng)
+    _, s = pc.finding_prm_ability(few, ability[["a", "b", "c"]], "pol", methods=["best_of_n"])
+    assert s["parts"][0]["verdict"] == "inconclusive" and "fewer than 4 PRMs" in s["parts"][0]["detail"]
 
 
 def small_and_large(small_correct, large_correct, dataset="tinymath500"):
@@ -69,19 +90,19 @@ def small_and_large(small_correct, large_correct, dataset="tinymath500"):
 def test_table3_small_vs_large_is_paired_per_dataset():
     acc = pd.concat([small_and_large([True] * 30 + [False] * 10, [False] * 40),
                      small_and_large([False] * 40, [True] * 40, dataset="tinyhard30")])
-    table, s = pc.finding_small_vs_large(acc, ["small"], "large")
+    table, s = pc.finding_small_vs_large(acc, ["small"], "large", "prm1")
     parts = {p["claim"].split(":")[0]: p for p in s["parts"]}
     assert parts["tinymath500"]["effect"] == pytest.approx(0.75) and parts["tinymath500"]["verdict"] == "agrees"
     assert parts["tinyhard30"]["effect"] == pytest.approx(-1.0) and parts["tinyhard30"]["verdict"] == "disagrees"
     row = table[(table["dataset"] == "tinymath500") & (table["model"] == "small")].iloc[0]
-    assert row["choice"] == "best_of_n|prm1" and row["setting"] == "compute-optimal TTS, N=8"
+    assert row["choice"] == "best_of_n" and row["setting"] == "compute-optimal TTS, N=8"
     assert table["paper"].isna().all()  # no paper numbers for the tiny world
 
 
 def test_table3_against_the_papers_numbers_only_where_collected():
     rows = acc_rows("math500", "Qwen2.5-0.5B-Instruct", "Qwen2.5-Math-PRM-7B", "best_of_n", 256, [True] * 80 + [False] * 20)
     rows += acc_rows("math500", "Llama-3.2-1B-Instruct", "Qwen2.5-Math-PRM-7B", "best_of_n", 256, [True] * 100)
-    table, s = pc.finding_vs_paper_cot(pd.DataFrame(rows))
+    table, s = pc.finding_vs_paper_cot(pd.DataFrame(rows), "Qwen2.5-Math-PRM-7B")
     claims = [p["claim"] for p in s["parts"]]
     assert len(claims) == 1 and "GPT-4o" in claims[0]  # Llama-1B's claim is at N=512, not collected
     assert s["parts"][0]["effect"] == pytest.approx(0.80 - 0.746)
@@ -113,7 +134,7 @@ def test_paper_numbers():
 
 def test_tables_3_and_6_are_one_family():
     acc = small_and_large([True] * 30 + [False] * 10, [False] * 40)
-    t3, t6, s = pc.finding_tables_3_6(acc, acc, ["small"], "large", "small", ["prm1"])
+    t3, t6, s = pc.finding_tables_3_6(acc, acc, ["small"], "large", "small", ["prm1"], "prm1")
     assert len(s["parts"]) == 2 and "2 part(s)" in s["rule"]
     assert [p["verdict"] for p in s["parts"]] == ["agrees", "agrees"] and s["verdict"] == "agrees"
     assert set(t3["model"]) == {"small", "large"} and set(t6["model"]) == {"small"}

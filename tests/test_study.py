@@ -100,30 +100,33 @@ def test_policy_size_verdict_orders_policies_by_parameters():
     assert study.finding_policy_size(acc, {"small": 1e6, "big": 1e3})[1]["verdict"] == "disagrees"
 
 
-def test_compute_optimal_choice_is_made_per_difficulty_bin_and_budget():
+def test_compute_optimal_choice_is_made_per_difficulty_bin_and_budget_for_the_given_prm():
     """BoN is right on the easy problems, beam search on the hard ones: the choice per bin takes
-    each where it wins (the paper's reward-aware choice by difficulty); one choice per N cannot."""
+    each where it wins (the paper's reward-aware choice: Eq. 3 conditions on the PRM, the method is
+    chosen per difficulty bin and N). Another PRM's results never enter the choice."""
     rows = []
     for i in range(60):
         easy = i < 30
         for n in (4, 16):
             rows += [("prm", "p", "best_of_n", n, i, easy), ("prm", "p", "beam_search", n, i, not easy),
-                     ("prm", "p", "dvts", n, i, False)]
+                     ("prm", "p", "dvts", n, i, False), ("other", "p", "dvts", n, i, True)]
     acc = _acc(rows)
+    with pytest.raises(ValueError, match="difficulty"):
+        study.compute_optimal_curve(acc, "p", "prm")
     acc["difficulty"] = ["easy" if int(pid[1:]) < 30 else "hard" for pid in acc["problem_id"]]
-    per_bin = study.compute_optimal_curve(acc, "p", "oracle", by=["difficulty", "n"])
-    assert per_bin["correct"].all()
-    assert set(per_bin.loc[per_bin["difficulty"] == "easy", "method"]) == {"best_of_n|prm"}
-    assert set(per_bin.loc[per_bin["difficulty"] == "hard", "method"]) == {"beam_search|prm"}
-    assert study.compute_optimal_curve(acc, "p", "oracle", by=["n"])["correct"].mean() == 0.5
-    held = study.compute_optimal_curve(acc, "p", "heldout", by=["difficulty", "n"])
+    per_bin = study.compute_optimal_curve(acc, "p", "prm", "oracle")
+    assert per_bin["correct"].all() and set(per_bin["prm"]) == {"prm"}
+    assert set(per_bin.loc[per_bin["difficulty"] == "easy", "method"]) == {"best_of_n"}
+    assert set(per_bin.loc[per_bin["difficulty"] == "hard", "method"]) == {"beam_search"}
+    held = study.compute_optimal_curve(acc, "p", "prm", "heldout")
     assert held["correct"].all() and len(held) == 120  # every problem, judged by the other half's choice
-    table = study.choice_table(acc, ["p"], ("prm", "difficulty", "n"))
+    assert set(study.compute_optimal_curve(acc, "p", "other")["method"]) == {"dvts"}
+    table = study.choice_table(acc, ["p"], "prm")
     assert set(zip(table["difficulty"], table["method"], strict=True)) == {("easy", "best_of_n"), ("hard", "beam_search")}
     # a held-out bin of one problem has no other half: it falls back to BoN, fixed in advance
     lone = acc[(acc["difficulty"] == "easy") & (acc["problem_id"] == "q0")]
-    fb = study.compute_optimal_curve(lone, "p", "heldout", by=["difficulty", "n"])
-    assert set(fb["method"]) == {"best_of_n|prm"}
+    fb = study.compute_optimal_curve(lone, "p", "prm", "heldout")
+    assert set(fb["method"]) == {"best_of_n"}
 
 
 def test_f7_verdict_judges_the_held_out_choice_against_same_n_baselines():
@@ -133,12 +136,69 @@ def test_f7_verdict_judges_the_held_out_choice_against_same_n_baselines():
             rows += [("prm", "p", "best_of_n", n, i, i % 2 == 0), ("prm", "p", "beam_search", n, i, i % 2 == 0),
                      ("prm", "p", "dvts", n, i, i % 2 == 0), ("", "p", "majority", n, i, i % 2 == 0)]
         rows.append(("", "p", "cot", 1, i, i % 4 == 0))
-    table, summary = study.finding_table5(_acc(rows), ["p"])
+    acc = _acc(rows).assign(difficulty="medium")
+    table, summary = study.finding_table5(acc, ["p"], "prm")
     parts = {p["claim"]: p for p in summary["parts"]}
     assert parts["p: compute-optimal TTS beats CoT"]["verdict"] == "agrees"
     assert parts["p: compute-optimal TTS beats majority voting"]["effect"] == 0.0
     assert summary["verdict"] == "inconclusive"
-    assert table["efficiency"].iloc[0] == "1.0x"  # reaches majority's best (0.5 at N=4) at N=4
+    # reaches majority's best (0.5 at N=4) at N=4; N from 4 to 16 can show no gain above 4x
+    assert table["efficiency"].iloc[0] == "1.0x (at most 4x measurable)" and table["efficiency_max"].iloc[0] == 4
+    assert summary["rule"].startswith("F7: ") and "Holm" in summary["rule"]
+
+
+def _by_bin(policy, d, problems=200, seed=0):
+    """Per-problem votes of beam search and BoN for ``policy``: beam search d worse on the easy half
+    and d better on the hard half, at N = 4 only (no difference at N = 16)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(problems):
+        easy = i % 2 == 0
+        for n in (4, 16):
+            bon = rng.random() < 0.5
+            shift = (-d if easy else d) if n == 4 else 0.0
+            rows += [("prm", policy, "best_of_n", n, i, bon), ("prm", policy, "beam_search", n, i,
+                                                              bon if rng.random() > abs(shift) else shift > 0)]
+    acc = _acc(rows)
+    acc["difficulty"] = ["easy" if int(pid[1:]) % 2 == 0 else "hard" for pid in acc["problem_id"]]
+    return acc
+
+
+def test_f3_takes_policies_below_the_largest_and_reports_each_n():
+    acc = _by_bin("s", 0.6)
+    params = {"s": 1e3, "m": 1e4, "l": 1e5}
+    with pytest.raises(ValueError, match="smaller than the grid's largest policy 'l'"):
+        study.finding_difficulty(acc, ["s", "l"], params)
+    table, summary = study.finding_difficulty(acc, ["s"], params)
+    assert [p["verdict"] for p in summary["parts"]] == ["agrees", "agrees"]
+    assert "at each N: N=4: -0." in summary["parts"][0]["detail"] and "N=16: +0.00" in summary["parts"][0]["detail"]
+    assert set(table["n"]) == {"all", 4, 16}
+    _, null = study.finding_difficulty(_by_bin("s", 0.0), ["s"], params)
+    assert null["verdict"] == "inconclusive"
+
+
+def test_f5_tests_the_contrast_between_the_two_prms():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(200):
+        base = rng.random() < 0.5
+        for prm, gain in (("sens", 0.3), ("insens", 0.0)):
+            for agg in ("min", "last", "avg"):
+                rows.append((prm, agg, "max", i, base))
+                rows.append((prm, agg, "vote", i, base or rng.random() < gain))
+    acc = pd.DataFrame([{"dataset": "d", "policy": "p", "prm": prm, "method": "best_of_n", "n": 4, "seed": 0,
+                         "problem_id": f"q{i}", "rule": f"prm_{agg}_{kind}", "correct": ok}
+                        for prm, agg, kind, i, ok in rows])
+    _, summary = study.finding_voting(acc, "sens", "insens")
+    (part,) = summary["parts"]
+    assert part["verdict"] == "agrees" and 0.1 < part["effect"] < 0.2
+    assert "insens: Vote - Max +0.000" in part["detail"]
+    _, swapped = study.finding_voting(acc, "insens", "sens")
+    assert swapped["verdict"] == "disagrees"
 
 
 def test_hard_grid_runs_every_hard_problem_without_the_difficulty_samples():

@@ -44,7 +44,6 @@ from tts_utils.study.verdicts import (
     FAMILY_ALPHA,
     N_BOOT,
     claim_part,
-    equivalence_part,
     problem_means,
     save_verdict,
     summarize,
@@ -54,7 +53,7 @@ from tts_utils.study.verdicts import (
 
 __all__ = [
     "choice_flops", "choice_table", "claim_part", "collect_grid", "compute_optimal_curve",
-    "equivalence_part", "FAMILY_ALPHA", "finding_difficulty", "finding_length_bias", "finding_policy_size",
+    "FAMILY_ALPHA", "finding_difficulty", "finding_length_bias", "finding_policy_size",
     "finding_small_beats_large", "finding_strategy_vs_prm", "finding_table5", "finding_voting",
     "flops_table", "grid_config", "GRID_METHODS", "hard_grid", "N_BOOT", "NotebookData", "prm_quality",
     "problem_means", "save_verdict", "SEARCH", "search_minus_bon", "setup_notebook", "summarize", "table5",

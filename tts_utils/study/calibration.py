@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from tts_utils import analysis, paths, study
+from tts_utils.study import paper_coverage, prm_failures
 
 TABLES = 200        # simulated tables per finding and scenario
 PROBLEMS = 200      # problems per simulated table
@@ -100,7 +101,7 @@ def _f3(rng: np.random.Generator, d: float) -> dict:
                      _rows(rng, np.clip(p + shift, 0, 1), [({"policy": "pol", "prm": "prm", "method": "beam_search"},
                                                             0.0)])], ignore_index=True)
     acc["difficulty"] = acc["problem_id"].map(bins)
-    return study.finding_difficulty(acc, ["pol"], n_boot=N_BOOT)[1]
+    return study.finding_difficulty(acc, ["pol"], {"pol": 1e3, "large": 1e6}, n_boot=N_BOOT)[1]
 
 
 def _f4(rng: np.random.Generator, d: float) -> dict:
@@ -148,17 +149,71 @@ def _tts_configs(policy: str, d: float) -> list[tuple[dict, float]]:
             for prm in ("weak", "strong") for m in ("best_of_n", "beam_search", "dvts")]
 
 
+def _binned(rng: np.random.Generator, acc: pd.DataFrame, p: np.ndarray, policy: str) -> pd.DataFrame:
+    """``acc`` with the paper's difficulty bins of ``policy`` from 16 independent samples a problem
+    (as pass1_samples): the compute-optimal choice is made per bin and N."""
+    pass1 = pd.DataFrame({"dataset": "sim", "policy": policy, "problem_id": [f"q{i}" for i in range(len(p))],
+                          "pass1": rng.binomial(16, p) / 16})
+    bins = analysis.add_difficulty(pass1).set_index("problem_id")["difficulty"]
+    return acc.assign(difficulty=acc["problem_id"].map(bins))
+
+
 def _f6(rng: np.random.Generator, d: float) -> dict:
     p = _difficulty(rng, PROBLEMS)
     acc = _rows(rng, p, _tts_configs("small", d) + [({"policy": "large", "prm": "", "method": "cot"}, 0.0)])
-    return study.finding_small_beats_large(acc, "small", "large", n_boot=N_BOOT)[1]
+    return study.finding_small_beats_large(_binned(rng, acc, p, "small"), "small", "large", "strong",
+                                           n_boot=N_BOOT)[1]
 
 
 def _f7(rng: np.random.Generator, d: float) -> dict:
     p = _difficulty(rng, PROBLEMS)
     configs = _tts_configs("pol", d) + [({"policy": "pol", "prm": "", "method": "cot"}, 0.0),
                                         ({"policy": "pol", "prm": "", "method": "majority"}, 0.0)]
-    return study.finding_table5(_rows(rng, p, configs), ["pol"], n_boot=N_BOOT, with_table=False)[1]
+    acc = _binned(rng, _rows(rng, p, configs), p, "pol")
+    return study.finding_table5(acc, ["pol"], "strong", n_boot=N_BOOT, with_table=False)[1]
+
+
+def _fig3(rng: np.random.Generator, d: float) -> dict:
+    # the strongest policy's problems fall in the top pass@1 bin with probability 1/2 (+ d planted)
+    top = rng.random(PROBLEMS) < 0.5 + d
+    pass1 = pd.DataFrame({"dataset": "sim", "policy": "large", "problem_id": [f"q{i}" for i in range(PROBLEMS)],
+                          "pass1": np.where(top, 0.9, 0.5)})
+    return paper_coverage.finding_pass1_distribution(pass1, {"large": 1e6})[1]
+
+
+FIG6_ABILITY = pd.Series({f"prm{i}": a for i, a in enumerate((0.2, 0.35, 0.5, 0.65, 0.8))})
+
+
+def _fig6(rng: np.random.Generator, d: float) -> dict:
+    # planted: accuracy rises with ln ability, by d from the weakest PRM to the strongest
+    x = np.log(FIG6_ABILITY.to_numpy())
+    rise = d * (x - x.mean()) / (x.max() - x.min())
+    p = _difficulty(rng, PROBLEMS)
+    configs = [({"policy": "pol", "prm": prm, "method": m}, float(s))
+               for prm, s in zip(FIG6_ABILITY.index, rise, strict=True) for m in ("best_of_n", "beam_search", "dvts")]
+    return paper_coverage.finding_prm_ability(_rows(rng, p, configs), FIG6_ABILITY, "pol", n_boot=N_BOOT)[1]
+
+
+def _figs13_18(rng: np.random.Generator, d: float) -> dict:
+    # Best-of-N-like solutions of 3-5 steps, an error in about half; null: every score uniform,
+    # whatever the step; planted: a share 8d of the scores comes from a PRM that scores the first
+    # error and what follows high and correct steps lower the later (and longer) they come
+    rows = []
+    for i in range(PROBLEMS // 4):
+        for k in range(4):
+            length = int(rng.integers(3, 6))
+            first = int(rng.integers(0, length)) if rng.random() < 0.5 else length
+            blind = [0.6 - 0.1 * j if j < first else 0.95 for j in range(length)]
+            mix = rng.random(length) < 8 * d
+            scores = np.where(mix, blind, rng.random(length))
+            for j in range(length):
+                label = "correct" if j < first else "first_error" if j == first else "after_error"
+                tokens = 4 + 3 * j + int(rng.integers(0, 4))  # later steps are longer, as in real solutions
+                rows.append(("pol", "prm", 0, f"q{i}", k, j, length, float(scores[j]), tokens,
+                             first if first < length else -1, label))
+    steps = pd.DataFrame(rows, columns=["policy", "prm", "seed", "problem_id", "candidate", "step", "steps", "score",
+                                        "tokens", "first_error", "label"])
+    return prm_failures.finding_failures(prm_failures.failure_rates(steps, n_boot=N_BOOT))
 
 
 FINDINGS: dict[str, tuple[str, Callable[[np.random.Generator, float], dict]]] = {
@@ -169,6 +224,9 @@ FINDINGS: dict[str, tuple[str, Callable[[np.random.Generator, float], dict]]] = 
     "F5": ("sensitivity to the voting rule", _f5),
     "F6": ("small + TTS beats large + CoT", _f6),
     "F7": ("compute-optimal TTS beats CoT and majority", _f7),
+    "Fig. 3": ("the strongest policy puts most problems in the top pass@1 bin", _fig3),
+    "Fig. 6": ("TTS accuracy rises with PRM ability (5 PRMs)", _fig6),
+    "Figs. 13-18": ("a PRM's failures beyond chance, and its scoring biases", _figs13_18),
 }
 
 
@@ -191,7 +249,8 @@ def calibrate(tables: int = TABLES, findings: tuple[str, ...] = tuple(FINDINGS),
     out = []
     for f in findings:
         _, fn = FINDINGS[f]
-        null_rng, planted_rng = (np.random.default_rng([seed, int(f[1:]), s]) for s in (0, 1))
+        stream = list(FINDINGS).index(f) + 1  # F1-F7 keep the streams they had when keyed by number
+        null_rng, planted_rng = (np.random.default_rng([seed, stream, s]) for s in (0, 1))
         null = [fn(null_rng, 0.0)["verdict"] for _ in range(tables)]
         planted = [fn(planted_rng, PLANTED)["verdict"] for _ in range(power_tables)]
         out.append(Rates(f, null.count("agrees") / tables, null.count("disagrees") / tables,
@@ -205,8 +264,10 @@ def markdown(rates: list[Rates]) -> str:
     lines = [f"Each finding's verdict function run on {rates[0].tables} simulated tables with no true effect "
              f"and {rates[0].power_tables} with an effect planted in the paper's direction ({PROBLEMS} problems, "
              f"N = {', '.join(map(str, BUDGETS))}, {N_BOOT} bootstrap resamples; planted: "
-             f"{PLANTED:.0%} accuracy; F4: tokens x {1 + F4_SCALE * PLANTED:.2f}; F5: the vote rules right on a further "
-             f"{PLANTED:.0%} of problems). "
+             f"{PLANTED:.0%} accuracy; F4: tokens x {1 + F4_SCALE * PLANTED:.2f}; F5: the sensitive PRM's vote rules "
+             f"right on a further {PLANTED:.0%} of problems; Fig. 3: a top-bin share of {0.5 + PLANTED:.0%}; Fig. 6: "
+             f"{PLANTED:.0%} accuracy from the weakest to the strongest PRM; Figs. 13-18: {8 * PLANTED:.0%} of the scores "
+             "from a PRM blind to errors). "
              "Written by `python -m tts_utils.study.calibration --readme`; `tests/test_calibration.py` "
              "asserts the false rates are at most 5%.", "",
              "| finding | claim | false agrees (null) | false disagrees (null) | power (planted) |",

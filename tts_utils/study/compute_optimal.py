@@ -11,45 +11,49 @@ from tts_utils.models.catalog import get_model
 from tts_utils.study.grid import TTS_METHODS
 from tts_utils.study.verdicts import N_BOOT, claim_part, problem_means, summarize
 
+CHOICE_RULE = ("compute-optimal configuration (the paper's Eq. 3, which conditions on the PRM: for the given "
+               "policy and PRM, at each (difficulty bin, N), the TTS method of Best-of-N, beam search and DVTS "
+               "with the best accuracy, difficulty from the policy's independent pass@1 samples)")
 
-def compute_optimal_curve(acc: pd.DataFrame, policy: str, mode: str = "oracle",
-                          methods: Sequence[str] = TTS_METHODS, by: Sequence[str] = ("n",)) -> pd.DataFrame:
-    """Per-problem rows of the reward-aware compute-optimal choice for one policy.
 
-    The choice is made per ``by`` group: ("n",) chooses the best (method, PRM) pair at each budget;
-    ("difficulty", "n") chooses per difficulty bin and budget (the paper's reward-aware choice by
-    size and difficulty; ``acc`` then carries a ``difficulty`` column from the independent pass@1
-    set); with "prm" in ``by`` the PRM is given and only the method is chosen. ``mode`` is
+def compute_optimal_curve(acc: pd.DataFrame, policy: str, prm: str, mode: str = "oracle",
+                          methods: Sequence[str] = TTS_METHODS) -> pd.DataFrame:
+    """Per-problem rows of the reward-aware compute-optimal choice of ``policy`` with ``prm``.
+
+    One choice set everywhere in the study (``CHOICE_RULE``): the PRM is given (the paper's Eq. 3
+    conditions on it) and only the method is chosen, per difficulty bin and budget; ``acc`` carries
+    a ``difficulty`` column (``analysis.with_difficulty`` with the pass@1 samples). ``mode`` is
     "oracle" (the paper: chosen and reported on the same problems) or "heldout" (chosen on one
     half of each group's problems, reported on the other, both ways).
-    Rows: by..., problem_id, method (``method|prm`` unless prm is in ``by``), correct.
+    Rows: prm, difficulty, n, problem_id, method, correct.
     """
-    by = list(by)
-    sub = acc[(acc["policy"] == policy) & acc["method"].isin(methods)].copy()
-    if "prm" not in by:
-        sub["method"] = sub["method"] + "|" + sub["prm"]
+    if "difficulty" not in acc:
+        raise ValueError("the compute-optimal choice is made per difficulty bin: add the bins first "
+                         "(analysis.with_difficulty(acc, analysis.pass1_by_problem(cands)))")
+    by = ["prm", "difficulty", "n"]
+    sub = acc[(acc["policy"] == policy) & (acc["prm"] == prm) & acc["method"].isin(methods)]
     per = sub.groupby([*by, "method", "problem_id"], observed=True)["correct"].mean().reset_index()
-    choices = sorted(per["method"].unique())
+    choices = [m for m in methods if m in set(per["method"])]
     # a held-out group with no other half (a bin of one problem) falls back to Best-of-N, fixed here
-    fallback = next((c for c in choices if c.startswith("best_of_n")), choices[0] if choices else None)
+    fallback = "best_of_n" if "best_of_n" in choices else (choices[0] if choices else None)
     return analysis.compute_optimal(per, by, choices, mode=mode, fallback=fallback)
 
 
-def choice_table(acc: pd.DataFrame, policies: Sequence[str], by: Sequence[str] = ("prm", "difficulty", "n"),
-                 mode: str = "oracle") -> pd.DataFrame:
-    """Which method is compute-optimal per (policy, *by), with its accuracy there (the paper's
-    reward-aware choice, Table 5's basis). With ``mode="heldout"`` each half's choice is listed."""
+def choice_table(acc: pd.DataFrame, policies: Sequence[str], prm: str, mode: str = "oracle") -> pd.DataFrame:
+    """Which method is compute-optimal per (policy, difficulty, N) with ``prm``, with its accuracy
+    there (Table 5's basis). With ``mode="heldout"`` each half's choice is listed."""
+    by = ["difficulty", "n"]
     out = []
     for pol in policies:
-        co = compute_optimal_curve(acc, pol, mode, by=by)
+        co = compute_optimal_curve(acc, pol, prm, mode)
         if co.empty:
             continue
         t = (co.groupby([*by, "method"], observed=True)
                .agg(acc=("correct", "mean"), problems=("problem_id", "nunique")).reset_index())
-        out.append(t.assign(policy=pol))
+        out.append(t.assign(policy=pol, prm=prm))
     if not out:
-        return pd.DataFrame(columns=["policy", *by, "method", "acc", "problems"])
-    return pd.concat(out, ignore_index=True)[["policy", *by, "method", "acc", "problems"]]
+        return pd.DataFrame(columns=["policy", "prm", *by, "method", "acc", "problems"])
+    return pd.concat(out, ignore_index=True)[["policy", "prm", *by, "method", "acc", "problems"]]
 
 
 def flops_table(runs: pd.DataFrame, rows: Sequence[tuple[str, str, str, str, int]]) -> pd.DataFrame:
@@ -86,14 +90,13 @@ def _tokens_per_seed(r: pd.DataFrame) -> dict[str, float]:
 def choice_flops(runs: pd.DataFrame, curve: pd.DataFrame, policy: str, n: int, label: str) -> dict:
     """One flops_table row for a compute-optimal curve at budget ``n``, whose choice may differ
     between problems (per difficulty bin, or per half when held out): each problem costs what
-    its chosen (method, PRM) spent on it."""
+    its chosen method (with the curve's PRM) spent on it."""
     from tts_utils.analysis.flops import inference_flops, training_flops
 
     pspec = get_model(policy)
-    chosen = curve[curve["n"] == n].drop_duplicates("problem_id").set_index("problem_id")["method"]
+    chosen = curve[curve["n"] == n].drop_duplicates("problem_id").set_index("problem_id")[["method", "prm"]]
     inf = 0.0
-    for config, pids in chosen.groupby(chosen).groups.items():
-        method, prm = config.split("|")
+    for (method, prm), pids in chosen.groupby(["method", "prm"]).groups.items():
         r = runs[(runs["policy"] == policy) & (runs["method"] == method) & (runs["prm"] == prm)
                  & (runs["n"] == n) & runs["problem_id"].isin(pids)]
         if r.empty:
@@ -112,40 +115,47 @@ def _at_largest_n(curve: pd.DataFrame) -> tuple[int, pd.Series]:
     return top_n, curve[curve["n"] == top_n].groupby("problem_id")["correct"].mean().astype(float)
 
 
-def _by(acc: pd.DataFrame) -> list[str]:
-    """Choose per difficulty bin and budget when the table has bins, per budget otherwise."""
-    return ["difficulty", "n"] if "difficulty" in acc else ["n"]
+def _resolution(budgets: Sequence[int]) -> float:
+    """The largest efficiency gain a grid can show: its largest budget over its smallest."""
+    return float(max(budgets) / min(budgets))
 
 
-def table5(acc: pd.DataFrame, policies: Sequence[str], mode: str = "oracle",
+def table5(acc: pd.DataFrame, policies: Sequence[str], prm: str, mode: str = "oracle",
            curves: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
     """The paper's Table 5 for our policies: CoT, majority voting (best N), compute-optimal TTS
-    (at the largest N; chosen per difficulty bin and N when ``acc`` has bins), performance gain
-    and efficiency gain ("efficiency" is its printed form: "x", ">= x" or "not reached"), with CIs
-    on the accuracies. ``curves`` are the policies' compute_optimal_curve results, if at hand."""
+    with ``prm`` (at the largest N; ``CHOICE_RULE``), performance gain and efficiency gain, with CIs
+    on the accuracies. "efficiency" is the gain's printed form ("x", ">= x" or "not reached") with
+    the grid's resolution: no gain above N_max / N_min can be measured (``efficiency_max``).
+    ``curves`` are the policies' compute_optimal_curve results, if at hand."""
     rows = []
     for pol in policies:
         sub = acc[acc["policy"] == pol]
         cot = analysis.bootstrap_ci(problem_means(sub[sub["method"] == "cot"], []).to_numpy())
         maj = analysis.accuracy_table(sub[sub["method"] == "majority"], ["n"])
-        co = curves[pol] if curves else compute_optimal_curve(acc, pol, mode=mode, by=_by(acc))
+        co = curves[pol] if curves else compute_optimal_curve(acc, pol, prm, mode=mode)
         co_tab = analysis.accuracy_table(co, ["n"])
         top = co_tab.iloc[-1]
         best_maj = maj.loc[maj["acc"].idxmax()]
         gain, lower = analysis.efficiency_gain(maj["n"], maj["acc"], co_tab["n"], co_tab["acc"])
+        resolution = _resolution(sorted(set(maj["n"]) | set(co_tab["n"])))
         chosen = co[co["n"] == top["n"]]["method"]
-        rows.append({"policy": pol, "cot": cot[0], "cot_lo": cot[1], "cot_hi": cot[2],
+        rows.append({"policy": pol, "prm": prm, "cot": cot[0], "cot_lo": cot[1], "cot_hi": cot[2],
                      "majority": best_maj["acc"], "majority_n": int(best_maj["n"]),
                      "majority_lo": best_maj["lo"], "majority_hi": best_maj["hi"],
                      "compute_optimal": top["acc"], "co_lo": top["lo"], "co_hi": top["hi"], "co_n": int(top["n"]),
                      "co_choice": ", ".join(chosen.value_counts().index),
                      "performance_gain": analysis.performance_gain(top["acc"], cot[0]),
-                     "efficiency_gain": gain, "efficiency_lower_bound": lower,
-                     "efficiency": analysis.efficiency_text(gain, lower)})
+                     "efficiency_gain": gain, "efficiency_lower_bound": lower, "efficiency_max": resolution,
+                     "efficiency": f"{analysis.efficiency_text(gain, lower)} (at most {resolution:g}x measurable)"})
     return pd.DataFrame(rows)
 
 
-def finding_table5(acc: pd.DataFrame, policies: Sequence[str], mode: str = "oracle",
+F7_RULE = ("F7: two parts per policy: its held-out " + CHOICE_RULE + ", chosen on one half of the problems and "
+           "reported on the other, at the grid's largest N, minus CoT and minus majority voting at that same N, "
+           "per problem (seeds averaged); expected > 0")
+
+
+def finding_table5(acc: pd.DataFrame, policies: Sequence[str], prm: str, mode: str = "oracle",
                    n_boot: int = N_BOOT, with_table: bool = True) -> tuple[pd.DataFrame | None, dict]:
     """F7: compute-optimal TTS beats CoT and majority voting for every policy.
 
@@ -155,12 +165,12 @@ def finding_table5(acc: pd.DataFrame, policies: Sequence[str], mode: str = "orac
     choice of majority's best N either), paired over problems, Holm across the 2 x policies parts.
     ``with_table=False`` skips the table (None), e.g. for the null calibration of the verdict.
     """
-    held = {pol: compute_optimal_curve(acc, pol, "heldout", by=_by(acc)) for pol in policies}
+    held = {pol: compute_optimal_curve(acc, pol, prm, "heldout") for pol in policies}
     table = None
     if with_table:
-        curves = held if mode == "heldout" else {pol: compute_optimal_curve(acc, pol, mode=mode, by=_by(acc))
+        curves = held if mode == "heldout" else {pol: compute_optimal_curve(acc, pol, prm, mode=mode)
                                                  for pol in policies}
-        table = table5(acc, policies, mode, curves)
+        table = table5(acc, policies, prm, mode, curves)
     parts = []
     for pol in policies:
         sub = acc[acc["policy"] == pol]
@@ -172,26 +182,29 @@ def finding_table5(acc: pd.DataFrame, policies: Sequence[str], mode: str = "orac
         maj_pp = problem_means(maj, []).reindex(co_pp.index)
         parts.append(claim_part(f"{pol}: compute-optimal TTS beats majority voting",
                            analysis.paired_bootstrap_test(co_pp, maj_pp, n_boot=n_boot), +1, f"held out, N={top_n}"))
-    return table, summarize(parts, n_boot)
+    return table, summarize(parts, n_boot, rule=F7_RULE)
 
 
-def finding_small_beats_large(acc: pd.DataFrame, small: str, large: str, mode: str = "oracle",
+F6_RULE = ("F6: one part: the small policy's held-out " + CHOICE_RULE + ", at the grid's largest N, minus the "
+           "large policy's CoT, per problem (seeds averaged); expected > 0")
+
+
+def finding_small_beats_large(acc: pd.DataFrame, small: str, large: str, prm: str, mode: str = "oracle",
                               n_boot: int = N_BOOT) -> tuple[dict, dict]:
     """F6: the small policy with compute-optimal TTS (largest N) beats the large one with CoT.
 
     ``info`` reports ``mode``'s choice (the paper's oracle by default); the verdict judges the
     held-out choice, as F7 does."""
-    by = _by(acc)
-    co = compute_optimal_curve(acc, small, mode=mode, by=by)
+    co = compute_optimal_curve(acc, small, prm, mode=mode)
     top_n, co_pp = _at_largest_n(co)
-    held = co if mode == "heldout" else compute_optimal_curve(acc, small, "heldout", by=by)
+    held = co if mode == "heldout" else compute_optimal_curve(acc, small, prm, "heldout")
     _, held_pp = _at_largest_n(held)
     big = acc[(acc["policy"] == large) & (acc["method"] == "cot")]
     cot_pp = problem_means(big, []).reindex(held_pp.index)
     choice = ", ".join(co[co["n"] == top_n]["method"].value_counts().index)
-    info = {"small": small, "large": large, "n": top_n, "choice": choice,
+    info = {"small": small, "large": large, "prm": prm, "n": top_n, "choice": choice,
             "small_tts": float(co_pp.mean()), "small_tts_heldout": float(held_pp.mean()),
             "large_cot": float(cot_pp.mean())}
-    part = claim_part(f"{small} with compute-optimal TTS (N={top_n}) beats {large} with CoT",
+    part = claim_part(f"{small} with compute-optimal TTS (N={top_n}, {prm}) beats {large} with CoT",
                  analysis.paired_bootstrap_test(held_pp, cot_pp, n_boot=n_boot), +1, f"held out; {mode}: {choice}")
-    return info, summarize([part], n_boot)
+    return info, summarize([part], n_boot, rule=F6_RULE)

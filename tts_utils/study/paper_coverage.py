@@ -21,7 +21,7 @@ import pandas as pd
 
 from tts_utils import analysis
 from tts_utils.study import paper_numbers
-from tts_utils.study.compute_optimal import compute_optimal_curve
+from tts_utils.study.compute_optimal import CHOICE_RULE, compute_optimal_curve
 from tts_utils.study.grid import TTS_METHODS
 from tts_utils.study.verdicts import claim_part, summarize
 
@@ -49,26 +49,29 @@ def pass1_distribution(pass1: pd.DataFrame) -> pd.DataFrame:
     return counts
 
 
+FIG3_RULE = ("Fig. 3: one part per dataset: the share of problems whose pass@1 (from the independent samples) "
+             "is above the top bin's edge for the strongest policy (largest by registry size), minus one half, "
+             "per problem; expected > 0: a strong policy piles most problems into the top bin, which is why "
+             "quantile bins say little for it and the paper bins by absolute pass@1")
+
+
 def finding_pass1_distribution(pass1: pd.DataFrame, params: dict[str, float],
                                top: float = PASS1_EDGES[-2]) -> tuple[pd.DataFrame, dict]:
-    """Fig. 3's argument for absolute difficulty bins: how problems spread over pass@1 depends on
-    the policy, a strong one piling them into the top bin (the paper shows Qwen2.5-72B).
+    """Fig. 3's argument for absolute difficulty bins: a strong policy piles problems into the top
+    pass@1 bin (the paper shows Qwen2.5-72B, with most of MATH-500 above 80%), so bins by quantile
+    would split problems it nearly always solves.
 
-    Claim tested: the largest policy has a larger share of problems with pass@1 > ``top`` than the
-    smallest (by ``params``), paired over problems, per dataset. Returns the distribution table.
+    Claim tested, per dataset: the largest policy (by ``params``) has more than half of its
+    problems with pass@1 > ``top``. Returns the distribution table.
     """
     parts = []
     for ds, g in pass1.groupby("dataset", sort=True):
-        pols = sorted(g["policy"].unique(), key=lambda p: params[p])
-        if len(pols) < 2:
-            continue
-        per = g.pivot_table(index="problem_id", columns="policy", values="pass1")
-        small, large = pols[0], pols[-1]
-        both = per[[small, large]].dropna()
-        stats = analysis.paired_bootstrap_test((both[large] > top).astype(float), (both[small] > top).astype(float))
-        parts.append(claim_part(f"{ds}: {large} has more problems with pass@1 > {top:.0%} than {small}", stats, +1,
-                           f"{len(both)} problems"))
-    return pass1_distribution(pass1), _summary(parts)
+        strongest = max(g["policy"].unique(), key=lambda p: params[p])
+        above = (g[g["policy"] == strongest]["pass1"] > top).astype(float).to_numpy()
+        parts.append(claim_part(f"{ds}: {strongest} has more than half of its problems with pass@1 > {top:.0%}",
+                                analysis.bootstrap_test(above - 0.5), +1,
+                                f"{len(above)} problems; share {above.mean():.1%}"))
+    return pass1_distribution(pass1), _summary(parts, rule=FIG3_RULE)
 
 
 # --------------------------------------------------------------------------- Fig. 6
@@ -81,6 +84,13 @@ def tts_accuracy_by_prm(acc: pd.DataFrame, policy: str, methods: Sequence[str] =
         raise ValueError(f"no {list(methods)} results for {policy!r}")
     sub = sub[sub["n"] == sub["n"].max()]
     return sub.groupby(["problem_id", "prm"])["correct"].mean().unstack("prm")
+
+
+FIG6_MIN_PRMS = 4
+FIG6_RULE = ("Fig. 6: one part: the least-squares slope of the policy's TTS accuracy (points, at the largest N, "
+             "averaged over the TTS methods and seeds) on the log of each PRM's ability, resampling problems; "
+             f"expected > 0. It may agree or disagree only with at least {FIG6_MIN_PRMS} PRMs and when every "
+             "leave-one-PRM-out slope has the sign of the full slope (no single PRM carries it)")
 
 
 def finding_prm_ability(acc: pd.DataFrame, ability: pd.Series, policy: str,
@@ -120,23 +130,39 @@ def finding_prm_ability(acc: pd.DataFrame, ability: pd.Series, policy: str,
     ci = [analysis.bootstrap_ci(per[p].dropna().to_numpy()) for p in prms]
     table["lo"], table["hi"] = [c[1] for c in ci], [c[2] for c in ci]
     table["fit"] = (a + b * x) / 100
+    # no single PRM may carry the slope: refit without each PRM in turn
+    without = {prm: _fit_slope(np.delete(x, i), np.delete(means, i)) for i, prm in enumerate(prms)}
+    table["slope_without"] = [without[p] for p in prms]
+    same_sign = len(prms) >= 3 and all(np.sign(s) == np.sign(b) for s in without.values())
+    robust = len(prms) >= FIG6_MIN_PRMS and same_sign
+    weakest = min(without, key=lambda k: abs(without[k]))  # the PRM whose removal moves the slope most to 0
+    check = ("every leave-one-PRM-out slope has its sign" if robust else
+             f"fewer than {FIG6_MIN_PRMS} PRMs: capped at inconclusive" if len(prms) < FIG6_MIN_PRMS else
+             "a leave-one-PRM-out slope changes sign: capped at inconclusive")
     part = claim_part(f"{policy}: TTS accuracy rises with PRM ability (slope of accuracy in points per ln ability)",
                  (b, lo, hi, p), +1,
                  f"{len(prms)} PRMs, {len(y)} problems; ours: Y = {b:.2f} ln X + {a:.2f}, Spearman rho "
-                 f"{rho:+.2f}; paper: Y = {paper_numbers.FIG6_FIT[0]} ln X + {paper_numbers.FIG6_FIT[1]}")
-    return table, _summary([part])
+                 f"{rho:+.2f}; without {weakest}: slope {without[weakest]:.2f}; {check}; "
+                 f"paper: Y = {paper_numbers.FIG6_FIT[0]} ln X + {paper_numbers.FIG6_FIT[1]}")
+    part["robust"] = bool(robust)
+    return table, _summary([part], rule=FIG6_RULE)
+
+
+def _fit_slope(x: np.ndarray, y: np.ndarray) -> float:
+    """Least-squares slope of y on x (nan with fewer than two distinct x)."""
+    xc = x - x.mean()
+    return float((y - y.mean()) @ xc / (xc @ xc)) if len(x) >= 2 and (xc @ xc) > 0 else math.nan
 
 
 # --------------------------------------------------------------------------- Tables 3 and 6
 
-def compute_optimal_at(acc: pd.DataFrame, policy: str, n: int | None = None, mode: str = "oracle",
-                       prms: Sequence[str] | None = None) -> tuple[int, str, pd.Series]:
-    """(N, choice "method|prm", per-problem correctness) of ``policy``'s compute-optimal TTS at
-    budget ``n`` (the largest collected when None), over the PRMs ``prms`` (all when None)."""
-    sub = acc if prms is None else acc[acc["prm"].isin(list(prms)) | ~acc["prm"].astype(bool)]
-    curve = compute_optimal_curve(sub, policy, mode=mode)
+def compute_optimal_at(acc: pd.DataFrame, policy: str, prm: str, n: int | None = None, mode: str = "oracle",
+                       methods: Sequence[str] = TTS_METHODS) -> tuple[int, str, pd.Series]:
+    """(N, chosen methods, per-problem correctness) of ``policy``'s compute-optimal TTS with ``prm``
+    at budget ``n`` (the largest collected when None): ``compute_optimal.CHOICE_RULE``."""
+    curve = compute_optimal_curve(acc, policy, prm, mode=mode, methods=methods)
     if curve.empty:
-        raise ValueError(f"no TTS results for {policy!r}")
+        raise ValueError(f"no TTS results for {policy!r} with {prm!r}")
     n = int(curve["n"].max()) if n is None else n
     at = curve[curve["n"] == n]
     if at.empty:
@@ -165,8 +191,9 @@ def _paired_part(claim: str, a: pd.Series, b: pd.Series, detail: str) -> dict:
                  f"{len(both)} problems; {detail}")
 
 
-def finding_small_vs_large(acc: pd.DataFrame, small_policies: Sequence[str], large_policy: str,
-                           mode: str = "oracle", raw: bool = False) -> tuple[pd.DataFrame, dict | list]:
+def finding_small_vs_large(acc: pd.DataFrame, small_policies: Sequence[str], large_policy: str, prm: str,
+                           mode: str = "oracle", raw: bool = False,
+                           methods: Sequence[str] = TTS_METHODS) -> tuple[pd.DataFrame, dict | list]:
     """Table 3 in a world where the large model can be run: each small policy with compute-optimal
     TTS at its largest N beats ``large_policy`` with CoT, paired over problems, per dataset. The
     table shows ``mode``'s choice; the verdict judges the held-out choice."""
@@ -175,15 +202,16 @@ def finding_small_vs_large(acc: pd.DataFrame, small_policies: Sequence[str], lar
         large = _cot(d, large_policy)
         rows.append(_row(ds, large_policy, "CoT", large, None))
         for pol in small_policies:
-            n, choice, co = compute_optimal_at(d, pol, mode=mode)
+            n, choice, co = compute_optimal_at(d, pol, prm, mode=mode, methods=methods)
             rows.append(_row(ds, pol, f"compute-optimal TTS, N={n}", co, None, choice))
-            _, _, held = compute_optimal_at(d, pol, n, mode="heldout")
+            _, _, held = compute_optimal_at(d, pol, prm, n, mode="heldout", methods=methods)
             parts.append(_paired_part(f"{ds}: {pol} with compute-optimal TTS (N={n}) beats {large_policy} with CoT",
                                       held, large, f"held out; {mode}: {choice}"))
     return pd.DataFrame(rows), parts if raw else _summary(parts)
 
 
-def finding_vs_paper_cot(acc: pd.DataFrame, mode: str = "oracle", raw: bool = False) -> tuple[pd.DataFrame, dict | list]:
+def finding_vs_paper_cot(acc: pd.DataFrame, prm: str, mode: str = "oracle", raw: bool = False,
+                         methods: Sequence[str] = TTS_METHODS) -> tuple[pd.DataFrame, dict | list]:
     """Table 3 in the paper world: the claims of ``paper_numbers.TABLE3_CLAIMS`` whose small policy
     and budget were collected, our compute-optimal TTS accuracy (held out) against the frontier
     model's CoT score *as the paper reports it* (GPT-4o, o1 and DeepSeek-R1 cannot be run here).
@@ -198,13 +226,13 @@ def finding_vs_paper_cot(acc: pd.DataFrame, mode: str = "oracle", raw: bool = Fa
         for pol, n, math500, aime in paper_numbers.TABLE3_TTS:
             if pol not in set(d["policy"]) or n not in set(d["n"]):
                 continue
-            n, choice, co = compute_optimal_at(d, pol, n, mode=mode)
+            n, choice, co = compute_optimal_at(d, pol, prm, n, mode=mode, methods=methods)
             rows.append(_row(ds, pol, f"compute-optimal TTS, N={n}", co, math500 if ds == "math500" else aime,
                              choice))
         for pol, n, ref, where in paper_numbers.TABLE3_CLAIMS:
             if ds not in where or pol not in set(d["policy"]) or n not in set(d["n"]):
                 continue
-            _, _, held = compute_optimal_at(d, pol, n, mode="heldout")
+            _, _, held = compute_optimal_at(d, pol, prm, n, mode="heldout", methods=methods)
             target = paper_numbers.paper_value(paper_numbers.TABLE3_COT, ref, ds) / 100
             parts.append(claim_part(f"{ds}: {pol} with compute-optimal TTS (N={n}) beats {ref} with CoT "
                                f"(the paper's {target:.1%})", analysis.bootstrap_test((held - target).to_numpy()), +1,
@@ -212,8 +240,8 @@ def finding_vs_paper_cot(acc: pd.DataFrame, mode: str = "oracle", raw: bool = Fa
     return pd.DataFrame(rows), parts if raw else _summary(parts)
 
 
-def finding_tts_vs_own_cot(acc: pd.DataFrame, policy: str, prms: Sequence[str],
-                           mode: str = "oracle", raw: bool = False) -> tuple[pd.DataFrame, dict | list]:
+def finding_tts_vs_own_cot(acc: pd.DataFrame, policy: str, prms: Sequence[str], mode: str = "oracle",
+                           raw: bool = False, methods: Sequence[str] = TTS_METHODS) -> tuple[pd.DataFrame, dict | list]:
     """Table 6's measurable part: ``policy`` with compute-optimal TTS under each PRM beats its own
     CoT, paired over problems, per dataset (the paper: Qwen2.5-7B, 76.8 CoT -> 88.0 / 91.0 with
     the 7B / 72B Qwen2.5-Math PRM on MATH-500). The paper's numbers fill ``paper`` where the
@@ -226,10 +254,10 @@ def finding_tts_vs_own_cot(acc: pd.DataFrame, policy: str, prms: Sequence[str],
         rows.append(_row(ds, policy, "CoT", cot, paper_numbers.paper_value(
             paper_numbers.TABLE6_LONG_COT, f"{policy} (CoT)", ds) if is_paper else None))
         for prm in prms:
-            n, choice, co = compute_optimal_at(d, policy, mode=mode, prms=[prm])
+            n, choice, co = compute_optimal_at(d, policy, prm, mode=mode, methods=methods)
             paper = paper_numbers.paper_value(paper_numbers.TABLE6_TTS, prm, ds) if is_paper else None
             rows.append(_row(ds, policy, f"TTS with {prm}, N={n}", co, paper, choice))
-            _, _, held = compute_optimal_at(d, policy, n, mode="heldout", prms=[prm])
+            _, _, held = compute_optimal_at(d, policy, prm, n, mode="heldout", methods=methods)
             parts.append(_paired_part(f"{ds}: {policy} with TTS ({prm}, N={n}) beats its own CoT", held, cot,
                                       f"held out; {mode}: {choice}"))
     return pd.DataFrame(rows), parts if raw else _summary(parts)
@@ -242,15 +270,22 @@ def table6_long_cot() -> pd.DataFrame:
                          for k, v in paper_numbers.TABLE6_LONG_COT.items()])
 
 
+TABLES_3_6_RULE = ("Tables 3 and 6: one part per (dataset, small policy): its held-out " + CHOICE_RULE +
+                   ", at the grid's largest N minus the large policy's CoT (or minus the frontier model's CoT score "
+                   "as the paper reports it), per problem; and one part per (dataset, Table 6 PRM): the Table 6 "
+                   "policy's held-out choice with that PRM minus its own CoT; expected > 0")
+
+
 def finding_tables_3_6(acc: pd.DataFrame, acc6: pd.DataFrame, small_policies: Sequence[str], large_policy: str,
-                       table6_policy: str, table6_prms: Sequence[str],
-                       mode: str = "oracle") -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """Tables 3 and 6 as one finding (one family for Holm): Table 3 against ``large_policy``'s CoT
-    when it is given (a world where it can be run), else against the paper's frontier numbers;
-    Table 6 from ``acc6``. Returns (table 3, table 6, summary)."""
+                       table6_policy: str, table6_prms: Sequence[str], prm: str, mode: str = "oracle",
+                       methods: Sequence[str] = TTS_METHODS) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Tables 3 and 6 as one finding (one family for Holm): Table 3 (compute-optimal TTS with ``prm``)
+    against ``large_policy``'s CoT when it is given (a world where it can be run), else against the
+    paper's frontier numbers; Table 6 from ``acc6``. Both tables need difficulty bins (the choice is
+    made per bin and N). Returns (table 3, table 6, summary)."""
     if large_policy:
-        table3, parts3 = finding_small_vs_large(acc, small_policies, large_policy, mode, raw=True)
+        table3, parts3 = finding_small_vs_large(acc, small_policies, large_policy, prm, mode, raw=True, methods=methods)
     else:
-        table3, parts3 = finding_vs_paper_cot(acc, mode, raw=True)
-    table6, parts6 = finding_tts_vs_own_cot(acc6, table6_policy, table6_prms, mode, raw=True)
-    return table3, table6, _summary([*parts3, *parts6])
+        table3, parts3 = finding_vs_paper_cot(acc, prm, mode, raw=True, methods=methods)
+    table6, parts6 = finding_tts_vs_own_cot(acc6, table6_policy, table6_prms, mode, raw=True, methods=methods)
+    return table3, table6, _summary([*parts3, *parts6], rule=TABLES_3_6_RULE)

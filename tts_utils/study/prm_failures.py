@@ -15,16 +15,23 @@ wrong"):
   at a step that is right); rate per such solution. Steps after the first error are left out:
   their prefix is wrong too, so a PRM that scores prefixes rightly scores them low;
 * **scoring bias** (Figs. 17-18): the score of correct steps moves with their position in the
-  solution or with their length (tokens): Pearson correlations on ranks (Spearman-style) over the
-  correct steps.
+  solution or with their length (tokens): a rank correlation *within* solutions (ranks taken and
+  centred in each solution, then pooled), so that differences between solutions (long solutions
+  of hard problems scoring lower throughout) do not pass for a bias.
 
-Every statistic is bootstrapped over problems (the candidates of a problem move together), with
-the resampling scheme of ``analysis.bootstrap_ci``.
+The claim is tested per PRM, never pooled over PRMs (whose biases can have opposite signs), and
+each failure rate against **chance**: the rate the same PRM would show if its scores of each
+solution were shuffled among that solution's steps (computed exactly, not sampled). A constant or
+random scorer then shows no failure, whatever its raw rates: a failure is a property of the PRM
+only where its scores single out the wrong steps more often than chance. Every statistic is
+bootstrapped over problems (the candidates of a problem move together), with the resampling
+scheme of ``analysis.bootstrap_ci``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -100,14 +107,38 @@ def _solutions(steps: pd.DataFrame) -> pd.DataFrame:
     return first.merge(lowest, on=keys, how="left")
 
 
+_SOLUTION = ["policy", "prm", "seed", "problem_id", "candidate"]
+
+
+def _lower_before_error(scores: np.ndarray, e: int) -> float:
+    """Chance of "some step before the error scores lower than the error step" when the solution's
+    scores are shuffled over its steps: the error step gets each score v_j alike, and the e steps
+    before it a random e-subset of the others, all at or above v_j with probability
+    C(m_j, e) / C(L - 1, e), m_j the number of other scores at or above v_j."""
+    n_other = len(scores) - 1
+    total = 0.0
+    for v in scores:
+        m = int(np.sum(scores >= v)) - 1  # the others at or above v (v itself left out)
+        total += 1.0 - math.comb(m, e) / math.comb(n_other, e)
+    return total / len(scores)
+
+
 def events(steps: pd.DataFrame, threshold: float = 0.5) -> dict[str, pd.DataFrame]:
-    """Per failure type, one row per opportunity (policy, prm, problem_id, ..., ``event`` 0/1)."""
-    correct = steps[steps["label"] == "correct"]
-    sols = _solutions(steps)
-    after_correct = sols[sols["error_step"] >= 1]
+    """Per failure type, one row per opportunity (policy, prm, problem_id, ..., ``event`` 0/1 and
+    ``chance``: its probability with the solution's scores shuffled over its steps)."""
+    scores = steps.groupby(_SOLUTION, sort=False)["score"].agg(list)
+    low_share = scores.map(lambda s: float(np.mean(np.asarray(s) < threshold))).rename("low_share")
+    correct = steps[steps["label"] == "correct"].join(low_share, on=_SOLUTION)
+    sols = _solutions(steps).join(low_share, on=_SOLUTION)
+    after_correct = sols[sols["error_step"] >= 1].copy()
+    after_correct["chance"] = [_lower_before_error(np.asarray(scores.loc[tuple(k)]), int(e)) for k, e in
+                               zip(after_correct[_SOLUTION].itertuples(index=False), after_correct["error_step"],
+                                   strict=True)]
     return {
-        "over_criticism": correct.assign(event=(correct["score"] < threshold).astype(int)),
-        "error_neglect": sols.assign(event=(sols["error_score"] >= threshold).astype(int)),
+        "over_criticism": correct.assign(event=(correct["score"] < threshold).astype(int),
+                                         chance=correct["low_share"]),
+        "error_neglect": sols.assign(event=(sols["error_score"] >= threshold).astype(int),
+                                     chance=1.0 - sols["low_share"]),
         "localization_bias": after_correct.assign(
             event=(after_correct["lowest_score"] < after_correct["error_score"]).astype(int)),
     }
@@ -140,39 +171,23 @@ def ratio_boot(table: pd.DataFrame, num: str = "event", n_boot: int = 2000,
     return (float(per["sum"].sum() / per["size"].sum()), boots, int(per["size"].sum()), len(per))
 
 
-def ratio_ci(table: pd.DataFrame, num: str = "event", n_boot: int = 2000, ci: float = 0.95,
-             seed: int = 0) -> tuple[float, float, float, int]:
-    """Share of rows with ``num`` set, bootstrapped over problems: (rate, lo, hi, rows)."""
-    rate, boots, rows, problems = ratio_boot(table, num, n_boot, seed)
-    if not rows:
-        return (np.nan, np.nan, np.nan, 0)
-    return (rate, *_rate_interval(rate, boots, problems, ci), rows)
-
-
-def _rate_interval(rate: float, boots: np.ndarray, problems: int, ci: float = 0.95) -> tuple[float, float]:
-    """The percentile interval of a bootstrapped rate (nan without rows). With no event (or only
-    events) every resample repeats the observed 0 (1) and the interval collapses to a point: it is
-    widened to the rule of three (an exact 95% bound for zero events), counting problems, not
-    rows, since a problem's rows move together."""
-    if not boots.size:
-        return (np.nan, np.nan)
-    lo, hi = _quantiles(boots, ci)
-    if rate == 0:
-        hi = max(hi, min(1.0, 3 / problems))
-    if rate == 1:
-        lo = min(lo, max(0.0, 1 - 3 / problems))
-    return (lo, hi)
-
-
 def rank_correlation_boot(table: pd.DataFrame, x: str, y: str = "score", n_boot: int = 2000,
-                          seed: int = 0) -> tuple[float, np.ndarray, int]:
+                          seed: int = 0, within: Sequence[str] | None = None) -> tuple[float, np.ndarray, int]:
     """(rho, bootstrap rhos, rows): Pearson correlation of the ranks of ``x`` and ``y``
-    (Spearman's rho, ranks taken once on the whole table), resampling problems through
-    per-problem sums. No bootstrap (an empty array) when rho is undefined or too often so."""
+    (Spearman's rho), resampling problems through per-problem sums. With ``within`` (the columns
+    naming a solution), ranks are taken and centred inside each solution, so only how the score
+    moves along a solution counts, not how solutions differ. No bootstrap (an empty array) when
+    rho is undefined or too often so."""
     if len(table) < 3:
         return (np.nan, np.array([]), len(table))
-    t = pd.DataFrame({"problem_id": table["problem_id"].to_numpy(), "x": table[x].rank().to_numpy(),
-                      "y": table[y].rank().to_numpy()})
+    if within:
+        g = table.groupby(list(within), sort=False)
+        rx, ry = g[x].rank(), g[y].rank()
+        rx, ry = rx - rx.groupby([table[c] for c in within], sort=False).transform("mean"), \
+            ry - ry.groupby([table[c] for c in within], sort=False).transform("mean")
+    else:
+        rx, ry = table[x].rank(), table[y].rank()
+    t = pd.DataFrame({"problem_id": table["problem_id"].to_numpy(), "x": rx.to_numpy(), "y": ry.to_numpy()})
     t["xx"], t["yy"], t["xy"], t["one"] = t["x"] ** 2, t["y"] ** 2, t["x"] * t["y"], 1.0
     per = t.groupby("problem_id")[["one", "x", "y", "xx", "yy", "xy"]].sum()
     sums = per.to_numpy()
@@ -191,66 +206,37 @@ def rank_correlation_boot(table: pd.DataFrame, x: str, y: str = "score", n_boot:
     return (rho, boots, len(table))
 
 
-def rank_correlation_ci(table: pd.DataFrame, x: str, y: str = "score", n_boot: int = 2000, ci: float = 0.95,
-                        seed: int = 0) -> tuple[float, float, float, int]:
-    """Spearman's rho of ``x`` and ``y`` with its bootstrap interval over problems: (rho, lo, hi, rows)."""
-    rho, boots, rows = rank_correlation_boot(table, x, y, n_boot, seed)
-    return (rho, *_interval(boots, ci), rows)
-
-
 def _interval(boots: np.ndarray, ci: float = 0.95) -> tuple[float, float]:
     """The percentile interval of bootstrap values, nan when there are none."""
     return _quantiles(boots, ci) if boots.size else (np.nan, np.nan)
 
 
-def above_test(value: float, boots: np.ndarray, tolerance: float, problems: int) -> tuple[str | None, float]:
-    """(direction, p) of "the rate is above ``tolerance``": "agrees" when the estimate is above,
-    "disagrees" when below, with the two-sided bootstrap p-value of "rate = tolerance" (the
-    sign test of ``analysis.bootstrap_p``, shifted to the tolerance)."""
-    if np.isnan(value) or not boots.size:
-        return (None, np.nan)
-    p = analysis.bootstrap_p(boots, tolerance)
-    if value == 0:
-        # every resample of zero events is 0, so the bootstrap alone would reject at any size:
-        # with none seen in ``problems`` problems, a true rate of ``tolerance`` per problem would
-        # show none with chance (1 - tolerance) ** problems
-        p = max(p, (1 - tolerance) ** problems)
-    return ("agrees" if value > tolerance else "disagrees" if value < tolerance else None, p)
-
-
-def beyond_test(value: float, boots: np.ndarray, tolerance: float) -> tuple[str | None, float]:
-    """(direction, p) of "|rho| > ``tolerance``" (a bias), the mirror of ``equivalence_part``:
-    an estimate beyond the tolerance "agrees" with p = twice the bootstrap share inside on its
-    side; one within it "disagrees" when both one-sided tests reject (p = the larger share beyond)."""
-    if np.isnan(value) or not boots.size:
-        return (None, np.nan)
-    if abs(value) > tolerance:
-        inside = np.mean(boots <= tolerance) if value > 0 else np.mean(boots >= -tolerance)
-        return ("agrees", min(1.0, 2 * float(inside)))
-    return ("disagrees", max(float(np.mean(boots >= tolerance)), float(np.mean(boots <= -tolerance))))
-
-
-def failure_rates(steps: pd.DataFrame, threshold: float = 0.5, rate_tolerance: float = 0.05,
-                  bias_tolerance: float = 0.1, n_boot: int = 2000) -> pd.DataFrame:
-    """Per PRM (and pooled over PRMs, prm == "all"): each failure rate and each scoring-bias
-    correlation with its 95% CI over problems, and the test of the paper's claim for it (rate
-    above ``rate_tolerance``; |rho| above ``bias_tolerance``): its direction and p-value.
-    Columns: prm, failure, value, lo, hi, count, direction, p."""
+def failure_rates(steps: pd.DataFrame, threshold: float = 0.5, n_boot: int = 2000) -> pd.DataFrame:
+    """Per PRM: each failure's rate, its chance rate (scores shuffled within each solution) and the
+    excess of the one over the other, with the excess's 95% CI over problems; and each scoring
+    bias's within-solution rank correlation with its CI. ``effect`` is what the finding tests
+    (the excess, or rho), ``p`` its two-sided bootstrap p-value against 0.
+    Columns: prm, failure, value, chance, effect, lo, hi, count, p."""
     ev = events(steps, threshold)
     correct = steps[steps["label"] == "correct"]
     rows = []
-    for prm in [*sorted(steps["prm"].unique()), "all"]:
+    for prm in sorted(steps["prm"].unique()):
         for f in FAILURES:
-            t = ev[f] if prm == "all" else ev[f][ev[f]["prm"] == prm]
-            value, boots, count, problems = ratio_boot(t, n_boot=n_boot)
-            lo, hi = _rate_interval(value, boots, problems)
-            rows.append((prm, f, value, lo, hi, count, *above_test(value, boots, rate_tolerance, problems)))
-        c = correct if prm == "all" else correct[correct["prm"] == prm]
-        for f, col in (("position_bias", "step"), ("length_bias", "tokens")):
-            rho, boots, count = rank_correlation_boot(c, col, n_boot=n_boot)
+            t = ev[f][ev[f]["prm"] == prm]
+            t = t.assign(excess=t["event"] - t["chance"])
+            value, _, count, _ = ratio_boot(t, "event", n_boot=n_boot)
+            chance = float(t["chance"].mean()) if count else np.nan
+            excess, boots, _, _ = ratio_boot(t, "excess", n_boot=n_boot)
             lo, hi = _interval(boots)
-            rows.append((prm, f, rho, lo, hi, count, *beyond_test(rho, boots, bias_tolerance)))
-    return pd.DataFrame(rows, columns=["prm", "failure", "value", "lo", "hi", "count", "direction", "p"])
+            p = analysis.bootstrap_p(boots) if boots.size else np.nan
+            rows.append((prm, f, value, chance, excess, lo, hi, count, p))
+        c = correct[correct["prm"] == prm]
+        for f, col in (("position_bias", "step"), ("length_bias", "tokens")):
+            rho, boots, count = rank_correlation_boot(c, col, n_boot=n_boot, within=_SOLUTION)
+            lo, hi = _interval(boots)
+            p = analysis.bootstrap_p(boots) if boots.size else np.nan
+            rows.append((prm, f, rho, 0.0, rho, lo, hi, count, p))
+    return pd.DataFrame(rows, columns=["prm", "failure", "value", "chance", "effect", "lo", "hi", "count", "p"])
 
 
 def score_by_position(steps: pd.DataFrame, max_step: int = 8) -> pd.DataFrame:
@@ -259,23 +245,33 @@ def score_by_position(steps: pd.DataFrame, max_step: int = 8) -> pd.DataFrame:
     return s.groupby(["prm", "label", "step"])["score"].agg(["mean", "size"]).reset_index()
 
 
-def finding_failures(rates: pd.DataFrame, rate_tolerance: float = 0.05, bias_tolerance: float = 0.1) -> dict:
-    """The paper's claim that PRMs show each failure type, judged on the rates pooled over PRMs
-    (``failure_rates``'s "all" rows, tested against the tolerances fixed in the profile): a failure
-    rate above ``rate_tolerance`` (seen more often than that, it is a property of the PRMs, not an
-    accident), a scoring bias with |rho| above ``bias_tolerance``. The parts are one family, judged
-    by ``summarize`` (Holm), as every finding's."""
-    pooled = rates[rates["prm"] == "all"].set_index("failure")
+FIGS13_18_RULE = ("Figs. 13-18: five parts per PRM: for over-criticism, error neglect and error-localization bias, "
+                  "the PRM's rate minus its chance rate (its own scores shuffled within each solution), per "
+                  "problem, expected > 0; for the position and length biases, the rank correlation of correct "
+                  "steps' scores with their position and length within solutions, expected != 0 (either sign "
+                  "is a bias)")
+
+
+def finding_failures(rates: pd.DataFrame) -> dict:
+    """The paper's claim that PRMs show each failure type, per PRM (``failure_rates``): a failure
+    counts where the PRM's scores single it out more often than chance, a scoring bias where the
+    within-solution correlation is not zero. The parts are one family, judged by ``summarize``
+    (Holm), as every finding's."""
     parts = []
-    for f in (*FAILURES, *BIASES):
-        r = pooled.loc[f]
-        is_rate = f in FAILURES
-        claim = f"{LABELS[f]} ({'rate' if is_rate else '|rho|'} > {rate_tolerance if is_rate else bias_tolerance:g})"
-        unit = "opportunities" if is_rate else "correct steps"
-        direction = r["direction"] if isinstance(r["direction"], str) else None
-        parts.append({"claim": claim, "effect": float(r["value"]), "lo": float(r["lo"]), "hi": float(r["hi"]),
-                      "p": float(r["p"]), "direction": direction, "detail": f"{int(r['count'])} {unit}, all PRMs"})
-    return summarize(parts)
+    for _, r in rates.iterrows():
+        is_rate = r["failure"] in FAILURES
+        effect = float(r["effect"])
+        if is_rate:
+            direction = None if math.isnan(effect) or effect == 0 else ("agrees" if effect > 0 else "disagrees")
+            claim = f"{r['prm']}: {LABELS[r['failure']]} (rate above chance)"
+            detail = f"rate {r['value']:.3f} vs chance {r['chance']:.3f}; {int(r['count'])} opportunities"
+        else:  # a bias of either sign is the claim: a significant rho agrees, none can disagree
+            direction = None if math.isnan(effect) or effect == 0 else "agrees"
+            claim = f"{r['prm']}: {LABELS[r['failure']]} (within-solution rho != 0)"
+            detail = f"{int(r['count'])} correct steps"
+        parts.append({"claim": claim, "effect": effect, "lo": float(r["lo"]), "hi": float(r["hi"]),
+                      "p": float(r["p"]), "direction": direction, "detail": detail})
+    return summarize(parts, rule=FIGS13_18_RULE)
 
 
 def examples(steps: pd.DataFrame, threshold: float = 0.5) -> pd.DataFrame:

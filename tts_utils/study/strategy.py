@@ -75,6 +75,12 @@ def _label(row: pd.Series | dict, several_datasets: bool) -> str:
 
 # --------------------------------------------------------------------------- F1
 
+_SEARCH_MINUS_BON = ("(search - Best-of-N) per problem, each problem's correctness averaged over the grid's "
+                     "budgets N and seeds; the search method (beam search or DVTS) chosen on the other half "
+                     "of the problems (cross-fitting)")
+F1_RULE = (f"F1: one part per (dataset, PRM): {_SEARCH_MINUS_BON}; expected < 0 for the weak PRMs and > 0 for "
+           "the strong ones, the split named in the profile before any outcome")
+
 def finding_strategy_vs_prm(acc: pd.DataFrame, weak_prms: Sequence[str], strong_prms: Sequence[str],
                             n_boot: int = N_BOOT) -> tuple[pd.DataFrame, dict]:
     """F1: with weak PRMs Best-of-N wins, with strong PRMs search (beam, DVTS) wins.
@@ -103,10 +109,13 @@ def finding_strategy_vs_prm(acc: pd.DataFrame, weak_prms: Sequence[str], strong_
         else:
             parts.append(claim_part(f"{_label(d, several)}strong PRM {d['prm']}: search beats BoN", stats, +1,
                                f"search = {d['search']}"))
-    return diffs, summarize(parts, n_boot)
+    return diffs, summarize(parts, n_boot, rule=F1_RULE)
 
 
 # --------------------------------------------------------------------------- F2
+
+F2_RULE = (f"F2: two parts per dataset, for the smallest and the largest policy by registry size: "
+           f"{_SEARCH_MINUS_BON}; expected > 0 for the smallest, < 0 for the largest")
 
 def finding_policy_size(acc: pd.DataFrame, params: dict[str, float], n_boot: int = N_BOOT) -> tuple[pd.DataFrame, dict]:
     """F2: search wins for small policies, Best-of-N for large ones.
@@ -127,28 +136,54 @@ def finding_policy_size(acc: pd.DataFrame, params: dict[str, float], n_boot: int
                            (small["diff"], small["lo"], small["hi"], small["p"]), +1, f"search = {small['search']}"))
         parts.append(claim_part(f"{_label(large, several)}largest policy {large['policy']}: BoN beats search",
                            (large["diff"], large["lo"], large["hi"], large["p"]), -1, f"search = {large['search']}"))
-    return diffs, summarize(parts, n_boot)
+    return diffs, summarize(parts, n_boot, rule=F2_RULE)
 
 
 # --------------------------------------------------------------------------- F3
 
-def finding_difficulty(acc: pd.DataFrame, small_policies: Sequence[str], n_boot: int = N_BOOT) -> tuple[pd.DataFrame, dict]:
+F3_RULE = ("F3: two parts per small policy, every small policy smaller than the grid's largest policy (F2's "
+           "large one): beam search - Best-of-N per problem of the easy bin (expected < 0) and of the hard bin "
+           "(expected > 0), bins from the policy's independent pass@1 samples with the paper's thresholds, each "
+           "problem's correctness averaged over the grid's budgets N and seeds; the effect at each N is reported "
+           "beside each part, not tested")
+
+
+def finding_difficulty(acc: pd.DataFrame, small_policies: Sequence[str], params: dict[str, float],
+                       n_boot: int = N_BOOT) -> tuple[pd.DataFrame, dict]:
     """F3: for small policies, BoN is best on easy problems and beam search on hard ones.
 
     ``acc`` carries a ``difficulty`` column (analysis.with_difficulty, from the independent
     pass@1 sample set). Effect per (policy, bin): beam search - BoN, paired over the bin's
-    problems. Easy: expected < 0; hard: expected > 0. Policies and bins are pre-registered.
+    problems. Easy: expected < 0; hard: expected > 0. Policies and bins are pre-registered, and
+    the small policies must all be smaller than the largest of ``params`` (the grid's policy
+    sizes): the policy F2 tests as large, for which Best-of-N should win everywhere. The table
+    has the averaged effect (``n`` = "all") and the effect at each N.
     """
-    sub = acc[acc["policy"].isin(small_policies)]
-    diffs = search_minus_bon(sub, ["policy", "difficulty"], search=("beam_search",), n_boot=n_boot)
+    small = list(small_policies)
+    if not small:
+        raise ValueError("F3 needs at least one small policy")
+    unknown = [p for p in small if p not in params]
+    if unknown:
+        raise KeyError(f"F3: no size for small policies {unknown}; sizes known for {sorted(params)}")
+    largest = max(params, key=params.get)
+    too_large = [p for p in small if params[p] >= params[largest]]
+    if too_large:
+        raise ValueError(f"F3's small policies must be smaller than the grid's largest policy {largest!r} "
+                         f"(F2's large policy), got {too_large}")
+    sub = acc[acc["policy"].isin(small)]
+    diffs = search_minus_bon(sub, ["policy", "difficulty"], search=("beam_search",), n_boot=n_boot).assign(n="all")
+    by_n = search_minus_bon(sub, ["policy", "difficulty", "n"], search=("beam_search",), n_boot=n_boot)
     parts = []
     for _, d in diffs.iterrows():
+        if d["difficulty"] not in ("easy", "hard"):
+            continue
+        at = by_n[(by_n["policy"] == d["policy"]) & (by_n["difficulty"] == d["difficulty"])]
+        each_n = ", ".join(f"N={int(r['n'])}: {r['diff']:+.2f}" for _, r in at.iterrows())
+        detail = f"{d['problems']} problems; at each N: {each_n}"
         stats = (d["diff"], d["lo"], d["hi"], d["p"])
         if d["difficulty"] == "easy":
-            parts.append(claim_part(f"{d['policy']}, easy: BoN beats beam search", stats, -1, f"{d['problems']} problems"))
-        elif d["difficulty"] == "hard":
-            parts.append(claim_part(f"{d['policy']}, hard: beam search beats BoN", stats, +1, f"{d['problems']} problems"))
-    return diffs, summarize(parts, n_boot)
-
-
-# --------------------------------------------------------------------------- F4
+            parts.append(claim_part(f"{d['policy']}, easy: BoN beats beam search", stats, -1, detail))
+        else:
+            parts.append(claim_part(f"{d['policy']}, hard: beam search beats BoN", stats, +1, detail))
+    table = pd.concat([diffs, by_n], ignore_index=True)
+    return table, summarize(parts, n_boot, rule=F3_RULE)

@@ -1,11 +1,12 @@
 """How a finding's verdict is reached and written (docs/DESIGN.md, "Findings").
 
-The statistics are fixed before any outcome is seen (``verdict_rule`` says them in words, and
-every notebook prints it beside the verdict):
+The statistics are fixed before any outcome is seen. Each finding states its own rule (what
+its parts measure and over which budgets and seeds a problem's values are averaged), and
+``verdict_rule`` the statistics every finding shares; the two together are the verdict's ``rule``
+text, which every notebook prints beside the verdict:
 
-* effects are paired over problems (search minus Best-of-N on the same problems), each
-  problem's correctness averaged over the budgets N and seeds of the grid (the claims are about
-  the curves, not one N), and bootstrapped over problems;
+* effects are paired over problems (e.g. search minus Best-of-N on the same problems) and
+  bootstrapped over problems;
 * every split is pre-registered: weak/strong PRMs and small policies are named in the profile,
   small/large policies come from the registry's sizes, easy/hard from the independent pass@1
   sample set with the paper's fixed thresholds; every choice made from outcomes (which search
@@ -21,7 +22,6 @@ import json
 import math
 from collections.abc import Sequence
 
-import numpy as np
 import pandas as pd
 
 from tts_utils import analysis
@@ -33,11 +33,11 @@ FAMILY_ALPHA = 0.05
 
 
 def verdict_rule(n_parts: int, n_boot: int = N_BOOT, alpha: float = FAMILY_ALPHA) -> str:
-    """The pre-registered decision rule every finding's verdict follows, in words."""
-    return (f"paired bootstrap over problems ({n_boot} resamples; seeds and budgets averaged within a "
-            f"problem first); each part's two-sided bootstrap p-value; Holm across the {n_parts} part(s) "
-            f"at family-wise {alpha:.0%}: a part agrees or disagrees only if Holm rejects its null; the "
-            "finding agrees if every part agrees, disagrees if any part disagrees, else inconclusive")
+    """The pre-registered statistics every finding's verdict follows, in words."""
+    return (f"bootstrap over problems ({n_boot} resamples); each part's two-sided bootstrap p-value; Holm "
+            f"across the {n_parts} part(s) at family-wise {alpha:.0%}: a part agrees or disagrees only if Holm "
+            "rejects its null (and, where a part says so, its robustness check holds); the finding agrees if "
+            "every part agrees, disagrees if any part disagrees, else inconclusive")
 
 
 def problem_means(acc: pd.DataFrame, keys: Sequence[str]) -> pd.Series:
@@ -51,37 +51,21 @@ def claim_part(claim: str, stats: Sequence[float], sign: int, detail: str = "") 
     return {"claim": claim, "effect": mean, "lo": lo, "hi": hi, "p": p, "direction": direction, "detail": detail}
 
 
-def summarize(parts: list[dict], n_boot: int = N_BOOT, alpha: float = FAMILY_ALPHA) -> dict:
-    """Holm across the parts, then one verdict (see ``verdict_rule``)."""
+def summarize(parts: list[dict], n_boot: int = N_BOOT, alpha: float = FAMILY_ALPHA, rule: str = "") -> dict:
+    """Holm across the parts, then one verdict (see ``verdict_rule``). ``rule`` is the finding's own
+    rule in words (what each part measures), written before the statistics they share. A part
+    whose ``robust`` is False (a check the finding states, e.g. that no single PRM carries a
+    slope) cannot agree or disagree: it stays inconclusive whatever its p-value."""
     rejected = analysis.holm([p["p"] for p in parts], alpha)
     out = []
     for p, rej in zip(parts, rejected, strict=True):
         p = dict(p)
         direction = p.pop("direction")
-        p["verdict"] = direction if rej and direction else "inconclusive"
+        p["verdict"] = direction if rej and direction and p.get("robust", True) else "inconclusive"
         out.append(p)
+    shared = verdict_rule(len(out), n_boot, alpha)
     return {"verdict": analysis.combine_verdicts([p["verdict"] for p in out]), "parts": out,
-            "rule": verdict_rule(len(out), n_boot, alpha)}
-
-def equivalence_part(claim: str, values: Sequence[float], tolerance: float, n_boot: int = N_BOOT) -> dict:
-    """A part claiming "no effect beyond +-tolerance", by the bootstrap form of two one-sided tests.
-
-    Estimate within the tolerance: it agrees if both one-sided tests reject, so its p is the
-    larger of P(mean >= tol) and P(mean <= -tol) over the bootstrap. Estimate beyond it: it
-    disagrees if "the effect is within the tolerance" is rejected, p = twice the bootstrap share
-    on the tolerance's side (two-sided, as the sign parts).
-    """
-    x = np.asarray(values, dtype=float)
-    mean, lo, hi, _ = analysis.bootstrap_test(x, n_boot=n_boot)
-    boot = analysis.bootstrap_means(x, n_boot)
-    if abs(mean) <= tolerance:
-        p = max(float(np.mean(boot >= tolerance)), float(np.mean(boot <= -tolerance)))
-        direction = "agrees"
-    else:
-        inside = np.mean(boot <= tolerance) if mean > 0 else np.mean(boot >= -tolerance)
-        p, direction = min(1.0, 2 * float(inside)), "disagrees"
-    return {"claim": claim, "effect": mean, "lo": lo, "hi": hi, "p": p, "direction": direction,
-            "detail": f"equivalence at +-{tolerance:.0%}"}
+            "rule": f"{rule.rstrip('.')}. {shared[0].upper()}{shared[1:]}" if rule else shared}
 
 def verdict_markdown(summary: dict, title: str) -> str:
     """A markdown block stating the computed verdict, the rule it follows, and each part's effect
