@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PROFILE ?= cpu
 
-.PHONY: venv test lint figures tinyworld bench gpu-smoke clean-runs
+.PHONY: venv test lint figures lab tinyworld bench gpu-smoke clean-runs
 
 venv: $(STAMP)
 
@@ -26,6 +26,11 @@ test: lint
 
 figures: $(STAMP)
 	$(PY) -m tts_utils.run_notebooks --profile $(PROFILE) $(if $(filter cpu,$(PROFILE)),--readme)
+
+# JupyterLab on the notebooks; its "python3" kernel is .venv's Python, so the notebooks import the
+# project as make figures does. Edit a notebook's parameters cell and run all to ask another question.
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
 
 tinyworld: $(STAMP)
 	$(PY) -m tts_utils.tinyworld.build

@@ -240,13 +240,14 @@ def test_figures_row_reports_a_timeout(monkeypatch):
     assert row["mode"] == "cold" and not row["ok"] and "5 s timeout" in row["error"]
 
 
-def test_readme_table_goes_between_the_markers(tmp_path):
-    readme = tmp_path / "README.md"
-    readme.write_text(f"# x\n\n{bench.README_START}\nold\n{bench.README_END}\n\nrest\n")
-    assert bench.update_readme("| new |", readme)
-    assert readme.read_text() == f"# x\n\n{bench.README_START}\n| new |\n{bench.README_END}\n\nrest\n"
-    readme.write_text("no markers")
-    assert not bench.update_readme("| new |", readme)
+def test_the_docs_table_goes_between_the_markers(tmp_path):
+    page = tmp_path / "performance.md"
+    page.write_text(f"# x\n\n{bench.DOCS_START}\nold\n{bench.DOCS_END}\n\nrest\n")
+    assert bench.update_docs("| new |", page)
+    assert page.read_text() == f"# x\n\n{bench.DOCS_START}\n| new |\n{bench.DOCS_END}\n\nrest\n"
+    page.write_text("no markers")
+    assert not bench.update_docs("| new |", page)
+    assert bench.DOCS_START in (paths.DOCS_DIR / "performance.md").read_text()
 
 
 def test_busy_machine_rows_start_and_stop_a_competitor(monkeypatch):

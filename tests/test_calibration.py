@@ -1,11 +1,10 @@
 """Null calibration of every finding's verdict: the real verdict functions (tts_utils.study) on
 200 simulated tables with no true effect say "agrees" or "disagrees" at most 5% of the time each,
-and find a planted effect (power). The README's calibration table comes from the same code
-(python -m tts_utils.study.calibration --readme, 200 planted tables there; 40 here, for time)."""
+and find a planted effect (power). docs/statistics.md's calibration table comes from the same code
+(python -m tts_utils.study.calibration --docs, 200 planted tables there; 40 here, for time)."""
 
 import pytest
 
-from tts_utils import paths
 from tts_utils.study import calibration
 
 
@@ -32,11 +31,11 @@ def test_calibration_is_deterministic():
     assert a == calibration.calibrate(tables=3, findings=("F1", "F7"))
 
 
-def test_the_readmes_calibration_table_is_what_the_code_measures(rates):
-    text = paths.README.read_text()
-    assert calibration.README_START in text and calibration.README_END in text
-    section = text.split(calibration.README_START, 1)[1].split(calibration.README_END, 1)[0]
-    # the null columns, recomputed here with the README's tables and seed (power used 200 planted
+def test_the_docs_calibration_table_is_what_the_code_measures(rates):
+    text = calibration.DOCS_PAGE.read_text()
+    assert calibration.DOCS_START in text and calibration.DOCS_END in text
+    section = text.split(calibration.DOCS_START, 1)[1].split(calibration.DOCS_END, 1)[0]
+    # the null columns, recomputed here with the page's tables and seed (power used 200 planted
     # tables there, 40 here, so it is not compared)
     for r in rates:
         assert f"| {r.finding} | {calibration.FINDINGS[r.finding][0]} | {r.false_agree:.1%} | {r.false_disagree:.1%} |" \

@@ -14,9 +14,10 @@ DATA_DIR = REPO_ROOT / "data"              # benchmarks and the tiny world's set
 RUNS_DIR = REPO_ROOT / "runs"              # everything generated and cached (git-ignored)
 FIGURES_DIR = REPO_ROOT / "figures"        # the committed figures (PNG + PDF)
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+DOCS_DIR = REPO_ROOT / "docs"             # the pages the README sends readers to
 README = REPO_ROOT / "README.md"
 
-__all__ = ["DATA_DIR", "FIGURES_DIR", "NOTEBOOKS_DIR", "README", "REPO_ROOT", "RUNS_DIR", "replace_section"]
+__all__ = ["DATA_DIR", "DOCS_DIR", "FIGURES_DIR", "NOTEBOOKS_DIR", "README", "REPO_ROOT", "RUNS_DIR", "replace_section"]
 
 
 def replace_section(readme: Path, start: str, end: str, markdown: str) -> bool:

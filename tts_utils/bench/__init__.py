@@ -32,7 +32,7 @@ registry names (tiny-world defaults); ``--loader module:function`` builds models
 instead (test doubles, custom servers).
 
 Owns the benchmarks: the machine's ceilings (``measure``), the search methods' cost (``search``),
-`make figures` cold and warm (``figures``), the goals and the README table (``report``, ``cli``).
+`make figures` cold and warm (``figures``), the goals and docs/performance.md's table (``report``, ``cli``).
 May import every layer (it times them) and ``run_notebooks``; nothing in the library imports it.
 """
 
@@ -58,10 +58,10 @@ from tts_utils.bench.measure import (
     kernels_alone_s,
     prm_flops_per_token,
 )
-from tts_utils.bench.report import README_END, README_START, goals, to_markdown, update_readme
+from tts_utils.bench.report import DOCS_END, DOCS_START, goals, to_markdown, update_docs
 from tts_utils.bench.search import bench_search
 
-__all__ = ["POLICIES", "PRMS", "README_END", "README_START", "SEARCH_METHODS", "SECTIONS", "BenchError",
+__all__ = ["POLICIES", "PRMS", "DOCS_END", "DOCS_START", "SEARCH_METHODS", "SECTIONS", "BenchError",
            "bench_bandwidth", "bench_busy", "bench_ceiling", "bench_figures", "bench_policy", "bench_prm", "bench_search",
            "decode_bytes", "goals", "kernels_alone_s", "machine", "main", "median_run", "parser", "prm_flops_per_token", "proxy_grid", "run", "spread", "to_markdown",
-           "update_readme"]
+           "update_docs"]

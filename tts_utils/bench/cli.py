@@ -36,7 +36,7 @@ from tts_utils.bench.measure import (
     kernels_alone_s,
     prm_flops_per_token,
 )
-from tts_utils.bench.report import to_markdown, update_readme
+from tts_utils.bench.report import to_markdown, update_docs
 from tts_utils.bench.search import bench_search
 from tts_utils.problems.datasets import load_dataset
 from tts_utils.search import SearchConfig
@@ -210,7 +210,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--loader", help="'module:function' (kind, name) -> model, instead of the registry")
     ap.add_argument("--out", default=str(paths.RUNS_DIR / "bench"), help="writes bench.md and bench.json here")
     ap.add_argument("--note", default=None, help="a line for the report (e.g. what else was running)")
-    ap.add_argument("--readme", action="store_true", help="also put the table into README.md (between its markers)")
+    ap.add_argument("--docs", action="store_true", help="also put the table into docs/performance.md (between its markers)")
     return ap
 
 
@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None, loader: Callable[[str, str], object] | N
     (out / "bench.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
     print(md)
     print(f"\n(written to {out / 'bench.md'} and bench.json)")
-    if args.readme:
-        print("README.md table updated" if update_readme(md) else "README.md has no bench markers: not updated")
+    if args.docs:
+        print("docs/performance.md table updated" if update_docs(md) else "docs/performance.md has no bench markers: not updated")
     return 0
 

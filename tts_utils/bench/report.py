@@ -1,4 +1,4 @@
-"""The bench's report: markdown tables, the goals with their measured values, the README section."""
+"""The bench's report: markdown tables, the goals with their measured values, docs/performance.md's section."""
 
 from __future__ import annotations
 
@@ -6,14 +6,13 @@ from pathlib import Path
 
 from tts_utils import paths
 
-README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
+DOCS_START, DOCS_END = "<!-- bench:start -->", "<!-- bench:end -->"
+DOCS_PAGE = paths.DOCS_DIR / "performance.md"
 
 
-def update_readme(markdown: str, readme: Path = paths.README) -> bool:
-    """Put ``markdown`` between the README's bench markers; False if it has none."""
-    from tts_utils.paths import replace_section
-
-    return replace_section(readme, README_START, README_END, markdown)
+def update_docs(markdown: str, page: Path = DOCS_PAGE) -> bool:
+    """Put ``markdown`` between the bench markers of docs/performance.md; False if it has none."""
+    return paths.replace_section(page, DOCS_START, DOCS_END, markdown)
 
 
 def _fmt(x, spec: str = ".0f") -> str:

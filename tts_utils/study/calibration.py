@@ -13,7 +13,7 @@ statistical step (cross-fitted choices, difficulty bins from an independent pass
 bootstrap over problems, Holm) at a cost CI can afford.
 
     python -m tts_utils.study.calibration            # print the table
-    python -m tts_utils.study.calibration --readme   # and write it into README.md's calibration section
+    python -m tts_utils.study.calibration --docs     # and write it into docs/statistics.md's calibration section
 
 The bootstrap uses ``N_BOOT`` resamples instead of the notebooks' 2000: its Monte Carlo error on
 a p-value near 0.05 is about 0.01, small next to the binomial error of a rate over 200 tables
@@ -40,7 +40,8 @@ PLANTED = 0.10      # effect planted for power: 10 points of accuracy (F4: token
 F4_SCALE = 2.5      # F4's planted effect: the long PRM's search writes 1 + F4_SCALE * d times the tokens
 N_BOOT = 500
 SEED = 20250226
-README_START, README_END = "<!-- calibration:start -->", "<!-- calibration:end -->"
+DOCS_START, DOCS_END = "<!-- calibration:start -->", "<!-- calibration:end -->"
+DOCS_PAGE = paths.DOCS_DIR / "statistics.md"
 
 
 def _difficulty(rng: np.random.Generator, k: int) -> np.ndarray:
@@ -268,7 +269,7 @@ def markdown(rates: list[Rates]) -> str:
              f"right on a further {PLANTED:.0%} of problems; Fig. 3: a top-bin share of {0.5 + PLANTED:.0%}; Fig. 6: "
              f"{PLANTED:.0%} accuracy from the weakest to the strongest PRM; Figs. 13-18: {8 * PLANTED:.0%} of the scores "
              "from a PRM blind to errors). "
-             "Written by `python -m tts_utils.study.calibration --readme`; `tests/test_calibration.py` "
+             "Written by `python -m tts_utils.study.calibration --docs`; `tests/test_calibration.py` "
              "asserts the false rates are at most 5%.", "",
              "| finding | claim | false agrees (null) | false disagrees (null) | power (planted) |",
              "| --- | --- | ---: | ---: | ---: |"]
@@ -280,18 +281,16 @@ def markdown(rates: list[Rates]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--readme", action="store_true", help="write the table into README.md's calibration section")
+    ap.add_argument("--docs", action="store_true", help="write the table into docs/statistics.md's calibration section")
     ap.add_argument("--tables", type=int, default=TABLES)
     args = ap.parse_args(argv)
     if args.tables < 1:
         ap.error("--tables must be positive")
     md = markdown(calibrate(args.tables, progress=True))
     print(md)
-    if args.readme:
-        from tts_utils.paths import replace_section
-
-        if not replace_section(paths.README, README_START, README_END, md):
-            print(f"error: {paths.README} has no {README_START} ... {README_END} section", file=sys.stderr)
+    if args.docs:
+        if not paths.replace_section(DOCS_PAGE, DOCS_START, DOCS_END, md):
+            print(f"error: {DOCS_PAGE} has no {DOCS_START} ... {DOCS_END} section", file=sys.stderr)
             return 2
     return 0
 
