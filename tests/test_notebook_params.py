@@ -12,7 +12,12 @@ import pytest
 from tts_utils import run_notebooks as rn
 from tts_utils import study
 from tts_utils.paths import REPO_ROOT
-from tts_utils.study.notebook_params import NotebookParameterError, check_values, unknown_injected
+from tts_utils.study.notebook_params import (
+    NotebookParameterError,
+    check_types,
+    check_values,
+    unknown_injected,
+)
 
 
 def test_flat_parameter_files_are_the_profiles():
@@ -49,6 +54,8 @@ def test_every_profile_passes_the_notebooks_own_checks(profile):
     ({"policies": ["x"], "sensitive_prm": "a", "prms": ["b"]}, "'sensitive_prm'"),
     ({"policies": ["x", "y"], "small_policies": ["y", "z"]}, "'small_policies' has \\['z'\\]"),
     ({"prms": ["a", "b"], "hard_prms": ["b", "c"]}, "'hard_prms' has \\['c'\\]"),
+    ({"prms": ["a", "b"], "weak_prms": ["c"]}, "'weak_prms' has \\['c'\\], which are not in 'prms'"),
+    ({"prms": ["a", "b"], "strong_prms": ["b", "d"]}, "'strong_prms' has \\['d'\\]"),
     ({"rule": "prm_lst_vote"}, "parameter 'rule' is 'prm_lst_vote', not a voting rule"),
     ({"budgets": "4,8"}, "parameter 'budgets' must be a non-empty list of integers such as \\[4, 8\\], got '4,8'"),
     ({"budgets": []}, "'budgets' must be a non-empty list"),
@@ -58,6 +65,18 @@ def test_every_profile_passes_the_notebooks_own_checks(profile):
 def test_bad_values_name_the_parameter(params, message):
     with pytest.raises(NotebookParameterError, match=message):
         check_values(params)
+
+
+@pytest.mark.parametrize(("default", "value", "ok"), [
+    (0, 3, True), (0, "3", False), (0, True, False), (0.02, 0, True), (0.02, "0.1", False), (True, 1, False),
+    ("x", "y", True), ("x", 3, False), ([4], [8], True), ([4], "4,8", False), ({}, {"a": 1}, True), (None, 3, True),
+])
+def test_values_must_have_their_defaults_type(default, value, ok):
+    if ok:
+        check_types({"p": default}, {"p": value})
+    else:
+        with pytest.raises(NotebookParameterError, match=f"parameter 'p' must be of type {type(default).__name__}"):
+            check_types({"p": default}, {"p": value})
 
 
 def test_library_entry_points_check_their_parameters():

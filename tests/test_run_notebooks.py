@@ -1,8 +1,15 @@
-"""The papermill runner: profiles resolve per notebook, unknown names fail before execution."""
+"""The papermill runner: profiles resolve per notebook, unknown names and bad values fail before
+execution, and a signal stops it with its kernels."""
+
+import os
+import signal
+import subprocess
+import sys
 
 import nbformat
 import pytest
 
+from tts_utils import paths
 from tts_utils import run_notebooks as rn
 
 
@@ -147,3 +154,87 @@ def test_zero_jobs_or_workers_is_an_error(project, capsys, flag):
     _profile(project, "{}\n")
     assert rn.main(["--profile", "p", flag, "0"]) == 2
     assert f"{flag} must be >= 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("section", "message"), [
+    ("budgets: '4,8'", "03_grid: parameter 'budgets' must be a non-empty list of integers"),
+    ("weak_prms: [c]", "03_grid: parameter 'weak_prms' has \\['c'\\], which are not in 'prms'"),
+    ("strong_prms: [a, z]", "parameter 'strong_prms' has \\['z'\\]"),
+    ("limit: '10'", "parameter 'limit' must be of type int like its default 0, got '10'"),
+    ("limit: true", "parameter 'limit' must be of type int"),
+])
+def test_every_notebooks_values_are_checked_before_the_first_runs(project, section, message):
+    # a profile with budgets "4,8" ran notebook 00 and wrote its figures before failing; weak_prms
+    # outside prms generated for 18 s before a KeyError
+    out = project / "first.txt"
+    _write_notebook(project / "notebooks" / "03_grid.ipynb",
+                    "budgets = [4, 8]\nprms = ['a', 'b']\nweak_prms = ['a']\nstrong_prms = ['b']\nlimit = 0", "pass")
+    _profile(project, f"notebooks:\n  01_first:\n    out_file: '{out}'\n  03_grid:\n    {section}\n")
+    with pytest.raises(rn.ProfileError, match=message):
+        rn.run("p")
+    assert not out.exists() and not (project / "runs").exists()
+    # a float default takes an int
+    _write_notebook(project / "notebooks" / "04_float.ipynb", "tolerance = 0.02", "pass")
+    _profile(project, "notebooks:\n  04_float:\n    tolerance: 0\n")
+    assert rn.resolve_parameters(rn.load_profile("p"), rn.list_notebooks(["04"]), rn.list_notebooks())
+
+
+RUNNER = """
+import sys
+from pathlib import Path
+from tts_utils import run_notebooks as rn
+root = Path(sys.argv[1])
+rn.NOTEBOOK_DIR, rn.PARAMS_DIR, rn.RUNS_DIR = root / "notebooks", root / "notebooks" / "params", root / "runs"
+sys.exit(rn.main(["--profile", "p", "--jobs", "2", "--workers", "1"]))
+"""
+
+# Each kernel starts a child (as a grid starts its pool workers), notes both pids, and runs on.
+FOREVER = """import os, subprocess, time
+child = subprocess.Popen(["sleep", "600"])
+open(os.path.join(pid_dir, f"{os.getpid()}.{child.pid}"), "w").close()
+while True:
+    time.sleep(0.1)"""
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        stat = open(f"/proc/{pid}/stat").read()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _wait_for(condition, what: str, deadline_s: float = 120.0) -> None:
+    import time
+
+    end = time.monotonic() + deadline_s
+    while not condition():
+        assert time.monotonic() < end, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads /proc")
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_the_runner_its_kernels_and_their_children(project, sig):
+    # Ctrl-C waited for the running notebooks to finish (36 s on smoke, minutes on cpu); SIGTERM
+    # left the kernels' worker processes running, parented to init
+    pid_dir = project / "pids"
+    pid_dir.mkdir()
+    for stem in ("01_first", "02_second"):
+        _write_notebook(project / "notebooks" / f"{stem}.ipynb", f"pid_dir = {str(pid_dir)!r}", FOREVER)
+    _profile(project, "{}\n")
+    runner = subprocess.Popen([sys.executable, "-c", RUNNER, str(project)], cwd=paths.REPO_ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: len(list(pid_dir.iterdir())) == 2 or runner.poll() is not None, "both kernels to start")
+        assert runner.poll() is None, runner.communicate()
+        pids = [int(p) for f in pid_dir.iterdir() for p in f.name.split(".")]
+        runner.send_signal(sig)
+        _, err = runner.communicate(timeout=120)  # returns once the runner exits
+    finally:
+        runner.kill()
+    assert runner.returncode == 128 + sig, err
+    assert err.strip().splitlines()[-1] == f"error: interrupted ({signal.Signals(sig).name}): the running " \
+                                           "notebooks were stopped"
+    _wait_for(lambda: not any(_alive(p) for p in pids), f"kernels and their children {pids} to exit")

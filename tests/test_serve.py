@@ -108,3 +108,69 @@ def test_parallel_clients_queue_instead_of_being_reset():
             results = list(pool.map(one, range(clients)))
     assert results == [(200, str(i % 10)) for i in range(clients)]
     assert policy.calls == clients
+
+
+def _wait_for(condition, what: str, deadline_s: float = 60.0) -> None:
+    """Poll ``condition`` until it holds (a generous deadline: a loaded machine is slow, never wrong)."""
+    end = time.monotonic() + deadline_s
+    while not condition():
+        assert time.monotonic() < end, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def test_too_many_prompts_is_a_413_naming_the_cap():
+    # 20,000 prompts in one request held the model for 32 s
+    policy = EchoPolicy()
+    with serving(policy, max_prompts=50) as server:
+        status, reply = post(server, {"prompt": [f"q{i}" for i in range(51)]})
+        ok_status, ok = post(server, {"prompt": [f"q{i}" for i in range(50)]})
+    assert status == 413 and "at most 50" in reply["error"]["message"], reply
+    assert ok_status == 200 and len(ok["choices"]) == 50
+
+
+def test_a_silent_connection_is_closed():
+    # a client that connects and sends nothing held a thread for as long as it liked
+    import socket
+
+    with serving(EchoPolicy(), timeout_s=0.2) as server, socket.create_connection(server.server_address[:2]) as sock:
+        sock.settimeout(60)  # far longer than the server's: what ends the wait is the server closing
+        assert sock.recv(1024) == b""
+
+
+class GatedPolicy(Policy):
+    """Records each generate call's prompts; the first call waits until ``gate`` is set."""
+
+    name, family = "gated", "tiny"
+
+    def __init__(self):
+        self.calls: list[list[str]] = []
+        self.gate = threading.Event()
+
+    def generate(self, prompts: list[str], params: SamplingParams, seeds: list[int]) -> list[Generation]:
+        self.calls.append(list(prompts))
+        if len(self.calls) == 1:
+            assert self.gate.wait(60)
+        return [Generation(p[-1], 1, "length") for p in prompts]
+
+
+def test_a_small_request_waits_for_one_slice_of_a_big_one_not_all_of_it():
+    # one 20,000-prompt request made a 4-token request wait 30 s. Deterministic: the big request is
+    # held in its first slice until the small one has asked for its turn, then the order is checked.
+    policy = GatedPolicy()
+    big = [f"b{i % 10}" for i in range(64)]
+    replies: dict = {}
+    with serving(policy, slice_prompts=16) as server:
+        first = threading.Thread(target=lambda: replies.update(big=post(server, {"prompt": big})))
+        first.start()
+        _wait_for(lambda: len(policy.calls) == 1, "the big request's first slice")
+        second = threading.Thread(target=lambda: replies.update(small=post(server, {"prompt": "s7"})))
+        second.start()
+        _wait_for(lambda: server.turns.issued == 2, "the small request to ask for the model")
+        policy.gate.set()
+        first.join(60)
+        second.join(60)
+    assert policy.calls[1] == ["s7"]  # served right after the big request's first slice
+    assert [len(c) for c in policy.calls] == [16, 1, 16, 16, 16]
+    assert replies["small"] == (200, replies["small"][1]) and replies["small"][1]["choices"][0]["text"] == "7"
+    status, reply = replies["big"]
+    assert status == 200 and [c["text"] for c in reply["choices"]] == [p[-1] for p in big]

@@ -12,7 +12,9 @@ A profile is ``notebooks/params/<profile>.yaml``::
         n_problems: 100
 
 Papermill only warns about parameters a notebook does not declare; a typo would then silently
-run the default. Here an unknown name is an error, before anything is executed. Executed copies
+run the default. Here an unknown name is an error, before anything is executed, and so is a value
+of another type than the notebook's default or one the notebook's own checks refuse
+(``tts_utils.study.notebook_params``), for every notebook before the first one starts. Executed copies
 go to ``runs/notebooks/<profile>/`` (outside git); notebooks write figures themselves.
 
 A notebook that reads a file from outside the repository (08 reads real model outputs from
@@ -27,6 +29,9 @@ checks they match the profiles)::
 
 Inside the kernel the notebooks check their own parameters (``tts_utils.study.notebook_params``), so
 an unknown name or a profile passed whole with ``-f`` fails there too.
+
+SIGINT (Ctrl-C) or SIGTERM stops the runner within seconds: it ends its kernels and their worker
+processes, says so on one line and exits non-zero (130 or 143).
 """
 
 from __future__ import annotations
@@ -34,7 +39,9 @@ from __future__ import annotations
 import argparse
 import ast
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -43,6 +50,7 @@ import yaml
 
 from tts_utils import paths, threads
 from tts_utils.models.catalog import default_device
+from tts_utils.study.notebook_params import NotebookParameterError, check_types, check_values
 
 NOTEBOOK_DIR = paths.NOTEBOOKS_DIR
 PARAMS_DIR = NOTEBOOK_DIR / "params"
@@ -87,13 +95,22 @@ def load_profile(profile: str, _seen: tuple[str, ...] = ()) -> dict:
     return {"defaults": defaults, "notebooks": notebooks, "path": path}
 
 
-def declared_parameters(notebook: Path) -> set[str]:
-    return set(papermill.inspect_notebook(str(notebook)))
+def declared_defaults(notebook: Path) -> dict[str, object]:
+    """A notebook's parameters and their default values (``...`` for a default that is not a literal)."""
+    out = {}
+    for name, p in papermill.inspect_notebook(str(notebook)).items():
+        try:
+            out[name] = ast.literal_eval(p["default"])
+        except (ValueError, SyntaxError):
+            out[name] = ...
+    return out
 
 
 def resolve_parameters(profile: dict, notebooks: list[Path], all_notebooks: list[Path]) -> dict[Path, dict]:
-    """Parameters per notebook; raises ProfileError for any name no notebook declares."""
-    declared = {nb: declared_parameters(nb) for nb in all_notebooks}
+    """Parameters per notebook; raises ProfileError for any name no notebook declares, and for any
+    value of another type than its default or that the notebook's own checks refuse."""
+    defaults = {nb: declared_defaults(nb) for nb in all_notebooks}
+    declared = {nb: set(d) for nb, d in defaults.items()}
     path = profile["path"]
     stems = {nb.stem: nb for nb in all_notebooks}
     unknown_nb = set(profile["notebooks"]) - set(stems)
@@ -112,6 +129,11 @@ def resolve_parameters(profile: dict, notebooks: list[Path], all_notebooks: list
                                f"it declares {sorted(declared[nb])}")
         params = {k: v for k, v in profile["defaults"].items() if k in declared[nb]}
         params.update(own)
+        try:  # what the notebook would check once its kernel started, and fail on minutes in
+            check_values({**{k: v for k, v in defaults[nb].items() if v is not ...}, **params})
+            check_types(defaults[nb], params)
+        except NotebookParameterError as e:
+            raise ProfileError(f"{path}: {nb.stem}: {e}") from None
         resolved[nb] = params
     return resolved
 
@@ -254,6 +276,44 @@ def _default_workers(profile: dict) -> int:
     return 1 if default_device() != "cpu" else threads.default_workers()
 
 
+def _stop_on_signals() -> None:
+    """On SIGINT or SIGTERM: end the notebooks' kernels (and so the worker processes they
+    started), say so and exit. Without it Ctrl-C waited for the running notebooks to finish, and
+    SIGTERM left the kernels' workers computing, parented to init."""
+    def stop(signum, frame) -> None:
+        name = signal.Signals(signum).name
+        for pid in _child_pids():
+            # a kernel leads a session of its own (jupyter_client starts it so): its group holds the
+            # pool workers and resource tracker it started
+            try:
+                os.killpg(pid, signal.SIGTERM) if os.getpgid(pid) == pid else os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        print(f"error: interrupted ({name}): the running notebooks were stopped", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        # not sys.exit: the threads driving the kernels would be joined, and they wait on dead kernels
+        os._exit(128 + signum)
+
+    if threading.current_thread() is threading.main_thread():  # only there can Python handle signals
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+
+
+def _child_pids() -> list[int]:
+    """This process's children, from /proc (Linux; elsewhere none: the kernels then exit by
+    themselves when they see the runner gone, ipykernel's parent poller)."""
+    me, out = os.getpid(), []
+    for d in Path("/proc").glob("[0-9]*"):
+        try:
+            stat = (d / "stat").read_text()
+        except OSError:
+            continue
+        # fields after the command name, which may itself hold spaces and parentheses: state, ppid, ...
+        if int(stat.rsplit(")", 1)[1].split()[1]) == me:
+            out.append(int(d.name))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", default="cpu", help="notebooks/params/<profile>.yaml (smoke, cpu, paper)")
@@ -280,8 +340,9 @@ def main(argv: list[str] | None = None) -> int:
         if jobs < 1:
             raise ProfileError(f"--jobs must be >= 1, got {jobs}")
         os.environ[threads.WORKERS_ENV] = str(workers)  # the notebooks' kernels inherit it
+        _stop_on_signals()
         run(args.profile, args.only, args.log_output, jobs=jobs)
-    except (ProfileError, ValueError) as e:
+    except (ProfileError, ValueError, OSError) as e:  # OSError: e.g. a full disk, as one line
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.readme and update_readme(paths.FIGURES_DIR):

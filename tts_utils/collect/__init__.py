@@ -8,7 +8,9 @@ Cached, resumable and shardable:
   parameters, sampling parameters, seed, ``CODE_VERSION``). A finished unit is a pair of files
   ``OUT/chunks/<key>.{candidates,runs}.parquet``, each written to a temporary name and
   ``os.replace``d, so a crash or SIGKILL at any moment leaves either a whole file or none;
-  a rerun skips units whose files exist and redoes the rest, and being deterministic it writes
+  a rerun skips units whose files match their done-marker and hold every budget asked of them
+  (the key leaves the budget list out, so grids with other budgets share a unit: one that lacks a
+  budget is redone for both grids' budgets) and redoes the rest, and being deterministic it writes
   the same rows. Rerunning a finished grid generates nothing and loads no model.
 * ``pass1_samples`` is the difficulty sample set, not a TTS method: ``pass1_samples`` plain
   samples per (policy, problem) at T = 0.7 with the seed ``pass1_seed`` and a seed namespace of

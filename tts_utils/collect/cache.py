@@ -2,11 +2,14 @@
 
 A unit's key hashes everything that changes its result. Its two chunk files are written
 atomically (to ``NAME.tmp-HOST-PID``, then renamed), then a marker ``KEY.done.json`` holding the
-key and both files' SHA-256: a unit is done only when its marker names it and both files match
-their checksums, so an emptied, truncated or swapped chunk is found and recomputed (with a
-warning) instead of being read. The manifest records the plan so that ``merge`` can run later
+key, both files' SHA-256 and the budgets the files hold: a unit is done only when its marker names
+it, both files match their checksums and it holds every budget the grid asks of it, so an emptied,
+truncated or swapped chunk is found and recomputed (with a warning) instead of being read. A
+unit's key leaves its budget list out (grids with different budgets share its run at N_run), so a
+grid that asks a unit for a budget its chunk lacks recomputes it for both grids' budgets. The manifest records the plan so that ``merge`` can run later
 (and from another process) in the fixed table order; a running grid merges its own plan into
-tables of its own (``grids/GRID/``, kept for reruns) and copies them to the directory's
+tables of its own (``grids/GRID/``, kept for reruns, with ``tables.json``: the grid, the tables'
+SHA-256 and a digest of the markers they were merged from) and copies them to the directory's
 ``candidates.parquet`` and ``runs.parquet``. A grid holds a lock while it runs: a different grid
 aimed at the same directory waits for it (``grid_lock``), so that notebooks run side by side
 never compute a shared unit twice.
@@ -36,8 +39,9 @@ from tts_utils.search import SearchResult, get_method
 # 2: beam search ranks finished paths with live ones (finished_paths); 3: PRMs in float64 on CPU;
 # 4: a chunk file holds the rows of every budget of its unit (derived when written, by
 # search.derive), not only N_run's; 5: the Skywork-format sigmoid in float64 (its float32 sigmoid
-# moved a reward's last bit with the batch).
-CODE_VERSION = "collect-5"
+# moved a reward's last bit with the batch);
+# 6: beam search and DVTS keep the paper's N/M paths (SearchConfig.finished_paths 'slot'); a chunk's done-marker lists the budgets it holds
+CODE_VERSION = "collect-6"
 
 CANDIDATE_COLUMNS = ["dataset", "policy", "prm", "method", "n", "seed", "problem_id", "problem_index", "level",
                      "candidate", "subtree", "lineage", "steps", "rewards", "step_tokens", "num_steps",
@@ -236,34 +240,47 @@ def _sha256(path: Path) -> str:
 
 
 def write_unit(unit: Unit, cands: pd.DataFrame, runs: pd.DataFrame, chunks: Path) -> None:
-    """Both chunk files, then the marker that makes the unit count as done."""
+    """Both chunk files, then the marker that makes the unit count as done (for ``unit.budgets``)."""
     atomic_parquet(runs, chunks / unit.files[1])
     atomic_parquet(cands, chunks / unit.files[0])
-    marker = {"key": unit.key, "sha256": {name: _sha256(chunks / name) for name in unit.files}}
+    marker = {"key": unit.key, "sha256": {name: _sha256(chunks / name) for name in unit.files},
+              "budgets": sorted(unit.budgets)}
     _atomic_text(json.dumps(marker), chunks / unit.marker)
 
 
-def unit_damage(unit: Unit, out: Path) -> str | None:
-    """None when ``unit`` is done in ``out`` (marker of this key, files matching their checksums);
-    "missing" when nothing of it is there; otherwise what is wrong with what is there."""
+def unit_state(unit: Unit, out: Path) -> tuple[str | None, tuple[int, ...]]:
+    """(damage, budgets held) of ``unit``'s chunk in ``out``: damage is None when its marker names
+    this key and both files match their checksums, "missing" when nothing of it is there, otherwise
+    what is wrong; the budgets are those the marker lists (none when damaged)."""
     chunks = out / "chunks"
     marker = chunks / unit.marker
     if not marker.exists():
-        return "missing" if not any((chunks / f).exists() for f in unit.files) else "no done-marker"
+        return ("missing" if not any((chunks / f).exists() for f in unit.files) else "no done-marker"), ()
     try:
         doc = json.loads(marker.read_text())
         sums = doc["sha256"]
+        held = tuple(int(n) for n in doc.get("budgets", ()))  # a marker without them holds none
     except (ValueError, KeyError, TypeError):
-        return f"{unit.marker} is unreadable"
+        return f"{unit.marker} is unreadable", ()
     if doc.get("key") != unit.key:
-        return f"{unit.marker} belongs to unit {doc.get('key')!r}"
+        return f"{unit.marker} belongs to unit {doc.get('key')!r}", ()
     for name in unit.files:
         path = chunks / name
         if not path.exists():
-            return f"{name} is missing"
+            return f"{name} is missing", ()
         if _sha256(path) != sums.get(name):
-            return f"{name} does not match its checksum (emptied, truncated or replaced)"
-    return None
+            return f"{name} does not match its checksum (emptied, truncated or replaced)", ()
+    return None, held
+
+
+def unit_damage(unit: Unit, out: Path) -> str | None:
+    """None when ``unit`` is done in ``out`` (intact, and holding every budget in ``unit.budgets``);
+    "missing" when nothing of it is there; otherwise what is wrong with what is there."""
+    damage, held = unit_state(unit, out)
+    lacking = [n for n in unit.budgets if n not in held]
+    if damage is None and lacking:
+        return f"it holds N = {list(held)}, not N = {lacking}"
+    return damage
 
 
 def grid_id(doc: dict) -> str:
@@ -395,16 +412,29 @@ def merge_plan(doc: dict, out: str | Path, *more: str | Path) -> dict[str, Path]
         raise FileNotFoundError(
             f"{len(missing)} of {len(units)} work units are not done (e.g. {example.describe()}){note}; "
             "run the missing shards first")
-    own = out / "grids" / grid_id(doc)
+    gid = grid_id(doc)
+    own = out / "grids" / gid
     paths = {"candidates": out / "candidates.parquet", "runs": out / "runs.parquet"}
     mine = {k: own / p.name for k, p in paths.items()}
     # A rerun of a merged plan reads one table instead of every chunk (most of a cached notebook's
-    # start-up), unless a chunk was written since (recomputed after damage).
-    newest_chunk = max((where[u] / "chunks" / f).stat().st_mtime_ns for u in units for f in u.files) if units else 0
-    if not more and all(p.exists() and p.stat().st_mtime_ns > newest_chunk for p in mine.values()):
-        for k, p in mine.items():
-            _atomic_copy(p, paths[k])
-        return mine
+    # start-up), when the tables are this grid's, intact, and merged from the chunks there now.
+    stamp = {"grid": gid, "chunks": _markers_digest(units, where)}
+    stamp_path = own / "tables.json"
+    if not more and stamp_path.exists():
+        try:
+            old = json.loads(stamp_path.read_text())
+        except ValueError:
+            old = None
+        old = old if isinstance(old, dict) else {}  # an unreadable stamp vouches for nothing
+        tables_ok = old.get("grid") == gid and all(
+            p.exists() and _sha256(p) == (old.get("sha256") or {}).get(p.name) for p in mine.values())
+        if tables_ok and old.get("chunks") == stamp["chunks"]:
+            for k, p in mine.items():
+                _atomic_copy(p, paths[k])
+            return mine
+        if not tables_ok:  # a chunk recomputed since is expected; a table that changed is not
+            print(f"collect: warning: the merged tables in {own} do not match their checksums (replaced or "
+                  "damaged); merging them again", file=sys.stderr, flush=True)
     order = doc["order"]
     rank = {k: {v: i for i, v in enumerate(vals)} for k, vals in order.items()}
     pieces = []
@@ -414,6 +444,9 @@ def merge_plan(doc: dict, out: str | Path, *more: str | Path) -> dict[str, Path]
         for n in u.budgets:
             c = cands[cands["n"] == n].reset_index(drop=True)
             r = runs[runs["n"] == n].reset_index(drop=True)
+            if len(r) != len(u.problem_ids):  # a table without a budget's rows must never pass as whole
+                raise ValueError(f"the chunk of {u.describe()} holds {len(r)} rows of N = {n} for "
+                                 f"{len(u.problem_ids)} problems; rerun the grid to recompute it")
             sort_key = (rank["dataset"][u.dataset], rank["policy"][u.policy], rank["prm"][u.prm],
                         rank["method"][u.method], n, rank["seed"][u.seed], u.chunk)
             pieces.append((sort_key, c, r))
@@ -425,9 +458,20 @@ def merge_plan(doc: dict, out: str | Path, *more: str | Path) -> dict[str, Path]
     own.mkdir(parents=True, exist_ok=True)
     atomic_parquet(cand_df, mine["candidates"])
     atomic_parquet(runs_df, mine["runs"])
+    stamp["sha256"] = {p.name: _sha256(p) for p in mine.values()}
+    _atomic_text(json.dumps(stamp), stamp_path)
     for k, p in mine.items():
         _atomic_copy(p, paths[k])
     return mine
+
+
+def _markers_digest(units: list[Unit], where: dict) -> str:
+    """A digest of the done-markers of ``units`` (each holds its files' checksums): it changes when
+    any chunk is recomputed."""
+    h = hashlib.sha256()
+    for u in units:
+        h.update((where[u] / "chunks" / u.marker).read_bytes())
+    return h.hexdigest()
 
 
 def _atomic_copy(src: Path, dst: Path) -> None:

@@ -8,14 +8,18 @@ majority voting within it (run.py's sample memo). Results are per unit and seede
 depend on which process ran them; each worker writes its units' chunk files as the serial path does.
 
 The pool is started by the first grid that has work for it (spawned processes import torch: a few
-seconds) and reused by later grids of the same process, e.g. the other grids of a notebook.
+seconds) and reused by later grids of the same process, e.g. the other grids of a notebook. A
+worker exits when the process that started it dies (SIGKILL, SIGTERM, a notebook kernel that is
+shut down), instead of computing on for nobody, parented to init.
 """
 
 from __future__ import annotations
 
 import atexit
 import multiprocessing
+import os
 import queue as queue_lib
+import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 
@@ -33,9 +37,21 @@ def groups(units: list) -> list[list]:
     return [out[k] for k in sorted(out)]
 
 
-def _init(q) -> None:
+def _watch_parent(parent: int, poll_s: float = 0.5) -> None:
+    """In a worker: exit as soon as ``parent`` is no longer its parent (it died; the worker was
+    reparented). Not prctl's PR_SET_PDEATHSIG: that fires when the *thread* that spawned the
+    worker ends, and the pool outlives the thread whose grid first started it."""
+    import time
+
+    while os.getppid() == parent:
+        time.sleep(poll_s)
+    os._exit(1)  # the parent is gone: nobody is left to read what this worker would compute
+
+
+def _init(q, parent: int) -> None:
     global _QUEUE
     _QUEUE = q
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="parent-watch").start()
     # A worker's stderr is the terminal of `make figures`: keep transformers' per-model loading
     # bars off it (the grid's own bar, in the parent, shows progress).
     from transformers.utils import logging as hf_logging
@@ -71,7 +87,8 @@ def _pool(workers: int) -> tuple[ProcessPoolExecutor, object]:
     if _POOL is None:
         ctx = multiprocessing.get_context("spawn")  # fork would copy a notebook kernel's threads and sockets
         q = ctx.Queue()
-        _POOL = (workers, ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init, initargs=(q,)), q)
+        _POOL = (workers, ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init,
+                                             initargs=(q, os.getpid())), q)
     return _POOL[1], _POOL[2]
 
 

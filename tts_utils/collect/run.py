@@ -9,6 +9,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from tts_utils.collect.cache import (
@@ -21,8 +22,8 @@ from tts_utils.collect.cache import (
     model_fingerprint,
     plan,
     remove_stale_temporaries,
-    unit_damage,
     unit_frames,
+    unit_state,
     write_manifest,
     write_unit,
 )
@@ -64,7 +65,6 @@ def collect(config: dict | str | Path, shard: str | None = None, out: str | Path
     if out is not None:
         cfg.out = str(out)
     shard_spec = parse_shard(shard)
-    out_dir = check_out(cfg.out)
     check_models(cfg)
     data = {}
     for i, ds in enumerate(cfg.datasets):
@@ -74,6 +74,7 @@ def collect(config: dict | str | Path, shard: str | None = None, out: str | Path
             raise ConfigError(f"config field 'datasets'[{i}]: {e}") from None
         if not data[ds]:
             raise ConfigError(f"config field 'datasets'[{i}]: {ds!r} has no problems")
+    out_dir = check_out(cfg.out)  # created only once the rest is checked: a failed check leaves no folder
     fingerprints = {("policy", p): model_fingerprint(cfg, "policy", p) for p in cfg.policies}
     fingerprints.update({("prm", p): model_fingerprint(cfg, "prm", p) for p in cfg.prms})
     units = plan(cfg, data, fingerprints)
@@ -82,19 +83,22 @@ def collect(config: dict | str | Path, shard: str | None = None, out: str | Path
         write_manifest(out_dir, doc)
         remove_stale_temporaries(out_dir / "chunks")
         mine = [u for u in units if shard_spec is None or u.chunk % shard_spec[1] == shard_spec[0]]
-        todo = []
+        todo, to_run = [], []
         for u in mine:
-            damage = unit_damage(u, out_dir)
+            damage, held = unit_state(u, out_dir)
             if damage not in (None, "missing"):
                 warnings.warn(f"collect: the chunk of {u.describe()} is damaged ({damage}); recomputing it",
                               stacklevel=2)
-            if damage is not None:
+            if damage is not None or not set(u.budgets) <= set(held):
                 todo.append(u)
+                # A chunk another grid wrote for fewer budgets is redone for both grids' budgets (seeded:
+                # the budgets it held come out the same), so neither grid's use of it breaks.
+                to_run.append(replace(u, budgets=tuple(sorted({*u.budgets, *held}))))
         by_id = {ds: {p.id: p for p in probs} for ds, probs in data.items()}
         positions = {ds: {p.id: i for i, p in enumerate(probs)} for ds, probs in data.items()}
         # A fixed thread count per process (TTS_THREADS), and TTS_WORKERS processes: see tts_utils.threads.
         if todo:  # a cached rerun neither starts workers nor imports torch
-            _run_units(cfg, todo, by_id, positions, out_dir, progress, total=sum(len(u.problem_ids) for u in mine),
+            _run_units(cfg, to_run, by_id, positions, out_dir, progress, total=sum(len(u.problem_ids) for u in mine),
                        done=sum(len(u.problem_ids) for u in mine if u not in todo),
                        workers=study_workers() if workers is None else workers)
         try:
@@ -135,6 +139,7 @@ class _SampleMemo:
 def _run_units(cfg: GridConfig, todo: list[Unit], by_id: dict, positions: dict, out_dir: Path, progress: bool,
                total: int, done: int, workers: int) -> None:
     bar = Progress(total=total, initial=done, desc=f"collect {Path(cfg.out).name}", enabled=progress)
+    quiet = None if progress else _weight_bars(False)  # workers keep them off themselves (pool._init)
     try:
         jobs = groups(todo)
         if workers > 1 and len(jobs) > 1:
@@ -148,6 +153,20 @@ def _run_units(cfg: GridConfig, todo: list[Unit], by_id: dict, positions: dict, 
                 _run_group(cfg, todo, by_id, positions, out_dir, on_unit=bar.update)
     finally:
         bar.close()
+        if quiet is not None:
+            _weight_bars(quiet)
+
+
+def _weight_bars(on: bool) -> bool | None:
+    """Turn transformers' weight-loading bars on or off; returns whether they were on (None without
+    transformers). --no-progress means no bar at all, not only the grid's own."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        return None
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.enable_progress_bar() if on else hf_logging.disable_progress_bar()
+    return was
 
 
 _GRIDS = itertools.count()
@@ -200,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         args = ap.parse_args(argv[1:])
         try:
             paths = merge(*args.dirs)
-        except FileNotFoundError as e:
+        except (OSError, ValueError) as e:  # missing or damaged chunks, a full disk: one line
             print(f"error: {e}", file=sys.stderr)
             return 2
         print("\n".join(str(p) for p in paths.values()))
@@ -218,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         paths = collect(args.config, shard=args.shard, out=args.out, progress=not args.no_progress,
                         workers=args.workers)
-    except ConfigError as e:
+    except (ConfigError, OSError) as e:  # a full disk or unwritable --out too: one line, not a traceback
         print(f"error: {e}", file=sys.stderr)
         return 2
     if paths is None:

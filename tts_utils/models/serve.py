@@ -5,16 +5,20 @@
 serves ``POST /v1/completions`` and ``GET /v1/models`` like vLLM does, for the subset this project
 uses: text prompts (a string or a list), ``n=1``, ``seed``, ``temperature``, ``top_p``,
 ``max_tokens``, ``stop``, and vLLM's ``include_stop_str_in_output`` and ``stop_reason``. It lets
-``OpenAIPolicy`` run against the tiny world (and is what its tests talk to). Requests are served
-one at a time; each is generated as one batch. Parallel clients wait in the listen queue
-(``CompletionServer.request_queue_size`` connections) and then for the model, rather than being
-reset. A body over ``max_body`` bytes is refused from its Content-Length, before it is read, and
-a bad field is a 400 that names it.
+``OpenAIPolicy`` run against the tiny world (and is what its tests talk to). The model generates
+for one request at a time, a slice of at most ``slice_prompts`` prompts at a time, and the slices
+of concurrent requests take turns in arrival order: a 4-prompt request waits for one slice of a
+big one, not for all of it. Parallel clients wait in the listen queue
+(``CompletionServer.request_queue_size`` connections) and then for their turn, rather than being
+reset. A body over ``max_body`` bytes is refused from its Content-Length, before it is read; more
+than ``max_prompts`` prompts is a 413 naming the cap; a bad field is a 400 that names it; a
+connection that sends nothing for ``timeout_s`` seconds is closed (its thread ends).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import random
@@ -28,6 +32,33 @@ from tts_utils.models.policy import Policy, SamplingParams
 # 1 MiB: a quarter of a million tokens of prompt, past any context served here. Reading and
 # tokenizing a 12 MB prompt took 23 s and 2.8 GB before the model refused it.
 MAX_BODY = 2**20
+# OpenAIPolicy sends one prompt a request; 20,000 prompts in one held the model for 32 s.
+MAX_PROMPTS = 256
+SLICE_PROMPTS = 16
+TIMEOUT_S = 30.0  # 600 stalled clients held 605 threads for as long as they liked
+
+
+class Turns:
+    """The model, lent one slice at a time in arrival order. A plain Lock is not fair: the thread
+    that has just released it can take it again, so a big request could keep the model to its end."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self.issued = 0   # tickets handed out (one per slice that asked for the model)
+        self._serving = 0
+
+    @contextlib.contextmanager
+    def turn(self):
+        with self._cond:
+            ticket = self.issued
+            self.issued += 1
+            self._cond.wait_for(lambda: self._serving == ticket)
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._serving += 1
+                self._cond.notify_all()
 
 
 class BadRequest(Exception):
@@ -43,13 +74,17 @@ class CompletionServer(ThreadingHTTPServer):
     request_queue_size = 1024
 
     def __init__(self, address, policy: Policy, model_name: str | None = None, handler=None, verbose=False,
-                 max_body: int = MAX_BODY):
+                 max_body: int = MAX_BODY, max_prompts: int = MAX_PROMPTS, slice_prompts: int = SLICE_PROMPTS,
+                 timeout_s: float = TIMEOUT_S):
         super().__init__(address, handler or CompletionHandler)
         self.policy = policy
         self.model_name = model_name or policy.name
         self.verbose = verbose
         self.max_body = max_body
-        self.lock = threading.Lock()  # one generation at a time: the model is not shared between threads
+        self.max_prompts = max_prompts
+        self.slice_prompts = slice_prompts
+        self.timeout_s = timeout_s
+        self.turns = Turns()  # one generation at a time: the model is not shared between threads
 
     @property
     def base_url(self) -> str:
@@ -59,6 +94,10 @@ class CompletionServer(ThreadingHTTPServer):
 
 class CompletionHandler(BaseHTTPRequestHandler):
     server: CompletionServer
+
+    def setup(self):
+        self.timeout = self.server.timeout_s  # StreamRequestHandler sets it on the socket
+        super().setup()
 
     def log_message(self, format, *args):  # noqa: A002 (the base class's name)
         if self.server.verbose:
@@ -139,6 +178,9 @@ class CompletionHandler(BaseHTTPRequestHandler):
         prompts = [prompt] if isinstance(prompt, str) else prompt
         if not prompts or not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
             raise BadRequest("prompt must be a non-empty string or list of strings (token ids are not supported)")
+        if len(prompts) > self.server.max_prompts:
+            raise BadRequest(f"{len(prompts)} prompts in one request; this server takes at most "
+                             f"{self.server.max_prompts} (max_prompts): split them", code=413)
         if req.get("n", 1) != 1 or req.get("best_of", 1) not in (None, 1):
             raise BadRequest("only n=1 is supported: send one request per sample, each with its own seed")
         if req.get("stream") or req.get("echo") or req.get("logprobs"):
@@ -156,13 +198,16 @@ class CompletionHandler(BaseHTTPRequestHandler):
         seed = _integer(req, "seed", None)
         seed = random.getrandbits(63) if seed is None else seed
         keep_stop = bool(req.get("include_stop_str_in_output", False))
-        with self.server.lock:
-            try:
-                gens = self.server.policy.generate(prompts, params, [seed] * len(prompts))
-            except ValueError as e:  # e.g. a prompt longer than the model's context
-                raise BadRequest(str(e)) from None
-            tok = getattr(self.server.policy, "tokenizer", None)
-            prompt_tokens = sum(len(tok(p, add_special_tokens=False)["input_ids"]) for p in prompts) if tok else 0
+        tok = getattr(self.server.policy, "tokenizer", None)
+        gens, prompt_tokens, step = [], 0, self.server.slice_prompts
+        for i in range(0, len(prompts), step):
+            part = prompts[i:i + step]
+            with self.server.turns.turn():
+                try:
+                    gens += self.server.policy.generate(part, params, [seed] * len(part))
+                except ValueError as e:  # e.g. a prompt longer than the model's context
+                    raise BadRequest(str(e)) from None
+                prompt_tokens += sum(len(tok(p, add_special_tokens=False)["input_ids"]) for p in part) if tok else 0
         choices = []
         for i, g in enumerate(gens):
             text, matched = g.text, None
@@ -198,11 +243,11 @@ def _integer(req: dict, name: str, default: int | None) -> int | None:
 
 
 def make_server(policy: Policy, host: str = "127.0.0.1", port: int = 0, model_name: str | None = None,
-                handler=None, verbose: bool = False, max_body: int = MAX_BODY) -> CompletionServer:
+                handler=None, verbose: bool = False, **limits) -> CompletionServer:
     """A server bound to (host, port) (port 0: a free one; see ``server.base_url``). Run it with
-    ``serve_forever()``, in a thread if needed; ``shutdown()`` stops it."""
-    return CompletionServer((host, port), policy, model_name=model_name, handler=handler, verbose=verbose,
-                            max_body=max_body)
+    ``serve_forever()``, in a thread if needed; ``shutdown()`` stops it. ``limits``: max_body,
+    max_prompts, slice_prompts, timeout_s (CompletionServer's)."""
+    return CompletionServer((host, port), policy, model_name=model_name, handler=handler, verbose=verbose, **limits)
 
 
 def main(argv=None) -> None:
@@ -217,10 +262,12 @@ def main(argv=None) -> None:
     ap.add_argument("--device")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--max-body", type=int, default=MAX_BODY, help="largest request body in bytes")
+    ap.add_argument("--max-prompts", type=int, default=MAX_PROMPTS, help="most prompts in one request")
+    ap.add_argument("--timeout", type=float, default=TIMEOUT_S, help="seconds a connection may stay silent")
     args = ap.parse_args(argv)
     policy = load_policy(args.model, family=args.family, device=args.device, batch_size=args.batch_size)
     server = make_server(policy, args.host, args.port, model_name=args.served_model_name or args.model, verbose=True,
-                         max_body=args.max_body)
+                         max_body=args.max_body, max_prompts=args.max_prompts, timeout_s=args.timeout)
     print(f"serving {args.model} at {server.base_url}", flush=True)
     try:
         server.serve_forever()

@@ -7,9 +7,12 @@
   arrives as two parameters ``defaults`` and ``notebooks``). In the kernel, the cell papermill
   injects is in IPython's input history right after the parameters cell, so both can be read
   back and compared.
-* **Values**: a name that must be one of a list parameter (``prm`` one of ``prms``), a voting
-  rule, and lists of integers (``budgets = "4,8"`` from a command line is a string, not a list)
-  fail naming the parameter, instead of an empty table failing far away in pandas.
+* **Values**: a name that must be one of a list parameter (``prm`` one of ``prms``), names that
+  must be among one (``weak_prms`` in ``prms``), a voting rule, and lists of integers
+  (``budgets = "4,8"`` from a command line is a string, not a list) fail naming the parameter,
+  instead of an empty table failing far away in pandas.
+* **Types** (``check_types``, run by ``tts_utils.run_notebooks`` on every notebook before the
+  first one starts): a value must have its default's type (an int passes for a float).
 """
 
 from __future__ import annotations
@@ -25,9 +28,9 @@ MEMBER_OF = {
     "prm": "prms", "short_prm": "prms", "long_prm": "prms", "sensitive_prm": "prms", "insensitive_prm": "prms",
     "policy": "policies", "small_policy": "policies",
 }
-SUBSET_OF = {"small_policies": "policies", "hard_prms": "prms"}
+SUBSET_OF = {"small_policies": "policies", "hard_prms": "prms", "weak_prms": "prms", "strong_prms": "prms"}
 INT_LISTS = ("budgets", "seeds")
-STR_LISTS = ("policies", "prms", "small_policies", "hard_prms")
+STR_LISTS = ("policies", "prms", *SUBSET_OF)
 INJECTED_MARK = "# Parameters"  # the first line of the cell papermill injects
 
 
@@ -86,6 +89,20 @@ def check_values(params: Mapping[str, object]) -> None:
             if extra:
                 raise NotebookParameterError(f"parameter {name!r} has {extra}, which are not in {among!r} "
                                              f"{list(params[among])}")
+
+
+def check_types(defaults: Mapping[str, object], params: Mapping[str, object]) -> None:
+    """Raise NotebookParameterError for the first value in ``params`` whose type is not its default's
+    (defaults that are None or ``...``, not a literal, take anything)."""
+    for name, value in params.items():
+        default = defaults.get(name)
+        if default is None or default is ...:
+            continue
+        want = (int, float) if type(default) is float else type(default)
+        # bool is an int to isinstance: True for a count, or 1 for a flag, is a mistake
+        if isinstance(value, bool) != isinstance(default, bool) or not isinstance(value, want):
+            raise NotebookParameterError(f"parameter {name!r} must be of type {type(default).__name__} like its "
+                                         f"default {default!r}, got {value!r}")
 
 
 def check_notebook() -> None:
