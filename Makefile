@@ -1,4 +1,5 @@
 # Two commands set everything up on a fresh machine: `make figures` (the main job) and `make test`.
+# `make figures` (cpu profile) also writes each executed notebook, cleaned, to notebooks/executed/.
 # Each creates .venv on first use and installs the CPU stack into it.
 PYTHON ?= python3
 VENV   ?= .venv
@@ -25,7 +26,7 @@ test: lint
 	$(PY) -m pytest -q
 
 figures: $(STAMP)
-	$(PY) -m tts_utils.run_notebooks --profile $(PROFILE) $(if $(filter cpu,$(PROFILE)),--readme)
+	$(PY) -m tts_utils.run_notebooks --profile $(PROFILE) $(if $(filter cpu,$(PROFILE)),--readme --executed notebooks/executed)
 
 # JupyterLab on the notebooks; its "python3" kernel is .venv's Python, so the notebooks import the
 # project as make figures does. Edit a notebook's parameters cell and run all to ask another question.

@@ -1,6 +1,7 @@
 """The papermill runner: profiles resolve per notebook, unknown names and bad values fail before
 execution, and a signal stops it with its kernels."""
 
+import json
 import os
 import signal
 import subprocess
@@ -86,22 +87,22 @@ def test_a_profile_can_start_from_a_base_profile(project):
 
 
 def test_readme_findings_table_comes_from_the_verdict_files(tmp_path):
-    import json
-
     figs = tmp_path / "figures"
     figs.mkdir()
     (figs / "F9_x.verdict.json").write_text(json.dumps({
         "finding": "F9", "title": "a claim", "figure": "F9_x", "verdict": "disagrees",
         "parts": [{"claim": "a | b", "effect": -0.1, "lo": -0.2, "hi": -0.05, "verdict": "disagrees"}]}))
-    readme = tmp_path / "README.md"
+    readme, detail = tmp_path / "README.md", tmp_path / "findings.md"
     readme.write_text(f"intro\n{rn.README_START}\nold table\n{rn.README_END}\nrest\n")
-    assert rn.update_readme(figs, readme)
+    detail.write_text(f"# d\n{rn.DETAIL_START}\nold\n{rn.DETAIL_END}\n")
+    assert rn.update_readme(figs, readme, detail)
     text = readme.read_text()
-    assert "old table" not in text and "**disagrees**" in text and "-0.100 [-0.200, -0.050]" in text
-    assert "a \\| b" in text  # a pipe inside a cell is escaped
+    assert "old table" not in text and "| F9 | a claim | **disagrees** | [png](figures/F9_x.png) | - |" in text
     assert text.startswith("intro\n") and text.endswith("rest\n")
+    parts = detail.read_text()
+    assert "-0.100 [-0.200, -0.050]" in parts and "a \\| b" in parts  # a pipe inside a cell is escaped
     readme.write_text("no markers")
-    assert not rn.update_readme(figs, readme)
+    assert not rn.update_readme(figs, readme, detail)
 
 
 def test_a_notebook_whose_external_input_is_absent_is_skipped(project, capsys, monkeypatch):
@@ -238,3 +239,41 @@ def test_a_signal_stops_the_runner_its_kernels_and_their_children(project, sig):
     assert err.strip().splitlines()[-1] == f"error: interrupted ({signal.Signals(sig).name}): the running " \
                                            "notebooks were stopped"
     _wait_for(lambda: not any(_alive(p) for p in pids), f"kernels and their children {pids} to exit")
+
+
+def test_an_executed_copy_is_cleaned_of_what_changes_per_run(tmp_path):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["papermill"] = {"duration": 12.3, "input_path": "/abs/path.ipynb"}
+    cell = nbformat.v4.new_code_cell("x", execution_count=1)
+    cell.metadata["papermill"] = {"start_time": "2026-12-07T23:00:00"}
+    cell.metadata["execution"] = {"iopub.status.busy": "2026-12-07T23:00:00"}
+    cell.outputs = [nbformat.v4.new_output("stream", name="stderr", text="collect 50% 12.3 it/s\n"),
+                    nbformat.v4.new_output("stream", name="stdout", text="100 problems\n"),
+                    nbformat.v4.new_output("execute_result", {"text/plain": "<Legend at 0x7f3a12bc>"}, execution_count=1)]
+    injected = nbformat.v4.new_code_cell("limit = 10")
+    injected.metadata["tags"] = ["injected-parameters"]
+    nb.cells = [cell, injected]
+    nbformat.write(nb, tmp_path / "raw.ipynb")
+    rn.clean_executed(tmp_path / "raw.ipynb", tmp_path / "clean.ipynb")
+    out = nbformat.read(tmp_path / "clean.ipynb", as_version=4)
+    assert "papermill" not in out.metadata and out.cells[0].metadata == {}
+    assert [o.get("name") for o in out.cells[0].outputs] == ["stdout", None]
+    assert out.cells[0].outputs[1].data["text/plain"] == "<Legend>"
+    assert out.cells[1].id == "injected-parameters"  # not papermill's random one
+    rn.clean_executed(tmp_path / "raw.ipynb", tmp_path / "again.ipynb")
+    assert (tmp_path / "again.ipynb").read_bytes() == (tmp_path / "clean.ipynb").read_bytes()
+
+
+def test_every_verdict_notebook_is_found_and_the_tables_link_it(tmp_path):
+    figures = {rn.verdict_figure(nb): nb for nb in rn.list_notebooks()}
+    assert "F3_difficulty" in figures and figures["F3_difficulty"].stem == "03_difficulty"
+    assert rn.verdict_figure(rn.NOTEBOOK_DIR / "00_tiny_world.ipynb") is None
+    (tmp_path / "F3_difficulty.verdict.json").write_text(json.dumps(
+        {"finding": "F3", "title": "t", "figure": "F3_difficulty", "verdict": "agrees", "rule": "r",
+         "parts": [{"claim": "a | b", "effect": 0.1, "lo": 0.0, "hi": 0.2, "p": 0.01, "verdict": "agrees"}]}))
+    table = rn.findings_markdown(tmp_path, relative_to=rn.paths.REPO_ROOT, executed_dir=tmp_path / "none")
+    assert "| F3 | t | **agrees** |" in table and "(notebooks/03_difficulty.ipynb)" in table
+    detail = rn.detail_markdown(tmp_path)
+    assert "a \\| b: +0.100 [+0.000, +0.200], p = 0.010 agrees" in detail

@@ -15,7 +15,10 @@ Papermill only warns about parameters a notebook does not declare; a typo would 
 run the default. Here an unknown name is an error, before anything is executed, and so is a value
 of another type than the notebook's default or one the notebook's own checks refuse
 (``tts_utils.study.notebook_params``), for every notebook before the first one starts. Executed copies
-go to ``runs/notebooks/<profile>/`` (outside git); notebooks write figures themselves.
+go to ``runs/notebooks/<profile>/`` (outside git); notebooks write figures themselves. With
+``--executed DIR`` (``make figures``: ``notebooks/executed/``) each executed notebook is also
+written there as a reader sees it, the same bytes on every rerun (``clean_executed``), and the
+run ends with a summary: each notebook's verdict, figure and executed copy, and the total time.
 
 A notebook that reads a file from outside the repository (08 reads real model outputs from
 ``../shared``) declares it as the parameter ``external_path`` (relative to the repository root);
@@ -38,7 +41,9 @@ from __future__ import annotations
 
 import argparse
 import ast
+import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -154,9 +159,12 @@ def missing_external(notebook: Path, params: dict) -> str | None:
             f"(../shared), so a clone without it skips this notebook")
 
 
-def run(profile_name: str, only: list[str] | None = None, log_output: bool = False, jobs: int = 1) -> list[Path]:
+def run(profile_name: str, only: list[str] | None = None, log_output: bool = False, jobs: int = 1,
+        executed_dir: Path | None = None) -> list[Path]:
     """Execute the notebooks, ``jobs`` at a time; returns the executed copies (skipped notebooks
-    have none)."""
+    have none). With ``executed_dir``, each is also written there cleaned (``clean_executed``),
+    and a summary of what the run produced is printed."""
+    start = time.perf_counter()
     profile = load_profile(profile_name)
     all_nbs = list_notebooks()
     notebooks = list_notebooks(only)
@@ -170,17 +178,33 @@ def run(profile_name: str, only: list[str] | None = None, log_output: bool = Fal
         else:
             todo.append(nb)
     if jobs > 1 and len(todo) > 1:
-        return _run_side_by_side(profile_name, todo, params, out_dir, log_output, jobs)
-    for nb in todo:
-        _run_one(profile_name, nb, out_dir / nb.name, params[nb], log_output)
+        _run_side_by_side(profile_name, todo, params, out_dir, log_output, jobs)
+    else:
+        for nb in todo:
+            _run_one(profile_name, nb, out_dir / nb.name, params[nb], log_output)
+    if executed_dir is not None:
+        executed_dir.mkdir(parents=True, exist_ok=True)
+        for nb in todo:
+            clean_executed(out_dir / nb.name, executed_dir / nb.name)
+        print(summary(profile_name, todo, params, executed_dir, time.perf_counter() - start), flush=True)
     return [out_dir / nb.name for nb in todo]
+
+
+# The kernel's own log: at ERROR, its start-up warning about TCP transport (the kernel talks to
+# this process over loopback) stays off the terminal; a kernel that fails still says why.
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
 
 
 def _run_one(profile_name: str, nb: Path, out: Path, params: dict, log_output: bool) -> None:
     start = time.perf_counter()
     print(f"[{profile_name}] {nb.name} ...", flush=True)
-    papermill.execute_notebook(str(nb), str(out), parameters=params, kernel_name="python3",
-                               cwd=str(paths.REPO_ROOT), progress_bar=False, log_output=log_output)
+    try:
+        papermill.execute_notebook(str(nb), str(out), parameters=params, kernel_name="python3",
+                                   cwd=str(paths.REPO_ROOT), progress_bar=False, log_output=log_output,
+                                   extra_arguments=KERNEL_ARGUMENTS)
+    except Exception:
+        print(f"[{profile_name}] {nb.name} FAILED (its executed copy, up to the failing cell: {out})", flush=True)
+        raise
     print(f"[{profile_name}] {nb.name} done in {time.perf_counter() - start:.1f} s", flush=True)
 
 
@@ -241,29 +265,110 @@ def write_parameter_files() -> list[Path]:
     return list(files)
 
 
-README_START, README_END = "<!-- findings:start -->", "<!-- findings:end -->"
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")  # object reprs: <... at 0x7f3a...>, another each run
 
 
-def findings_markdown(figures_dir: Path, relative_to: Path = paths.REPO_ROOT) -> str:
-    """The README's findings table, built from the verdict files the notebooks wrote."""
-    import json
+def clean_executed(executed: Path, out: Path) -> None:
+    """An executed notebook as a reader sees it, the same bytes on every rerun of the same data:
+    without papermill's run times, paths and random cell id, without stderr streams (progress
+    bars and their rates) and without memory addresses; figures, tables, printed text and the
+    injected parameters stay."""
+    import nbformat
 
-    lines = ["| finding | paper's claim | verdict (computed) | effects [95% CI], bootstrap p | figure |",
-             "| --- | --- | --- | --- | --- |"]
-    for path in sorted(Path(figures_dir).glob("*.verdict.json")):
-        v = json.loads(path.read_text())
-        effects = "<br>".join(f"{p['claim']}: {p['effect']:+.3f} [{p['lo']:+.3f}, {p['hi']:+.3f}]"
-                              + (f", p = {p['p']:.3f}" if "p" in p else "") + f" {p['verdict']}"
-                              for p in v["parts"]).replace("|", "\\|")  # a "|" would end the cell
-        rel = Path(os.path.relpath(figures_dir, relative_to))
-        lines.append(f"| {v['finding']} | {v['title']} | **{v['verdict']}** | {effects} | "
-                     f"[png]({rel / (v['figure'] + '.png')}) |")
+    nb = nbformat.read(executed, as_version=4)
+    nb.metadata.pop("papermill", None)
+    for cell in nb.cells:
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            cell.id = "injected-parameters"  # papermill draws a random id for the cell it adds
+        if cell.cell_type != "code":
+            continue
+        kept = []
+        for o in cell.outputs:
+            if o.output_type == "stream" and o.name == "stderr":
+                continue
+            if o.output_type == "stream":
+                o.text = _ADDRESS.sub("", o.text)
+            elif "data" in o and "text/plain" in o.data:
+                o.data["text/plain"] = _ADDRESS.sub("", o.data["text/plain"])
+            kept.append(o)
+        cell.outputs = kept
+    out.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, out)
+
+
+_SAVE_VERDICT = re.compile(r"save_verdict\((?:[^()]|\([^()]*\))*?[\"']([^\"']+)[\"']\s*\)", re.S)
+
+
+def verdict_figure(notebook: Path) -> str | None:
+    """The figure name a notebook saves its verdict under (the last argument of its
+    ``study.save_verdict`` call), or None for a notebook without a verdict."""
+    source = "\n".join("".join(c["source"]) for c in json.loads(notebook.read_text())["cells"])
+    m = _SAVE_VERDICT.search(source)
+    return m.group(1) if m else None
+
+
+def summary(profile_name: str, notebooks: list[Path], params: dict[Path, dict], executed_dir: Path,
+            seconds: float) -> str:
+    """What a run produced: per notebook its verdict, its figure and its executed copy; the total time."""
+    lines = [f"[{profile_name}] {len(notebooks)} notebooks in {seconds / 60:.1f} min:"]
+    for nb in notebooks:
+        figure, verdict = verdict_figure(nb), "no verdict"
+        figures_dir = Path(params[nb].get("figures_dir", "figures"))
+        if figure and (paths.REPO_ROOT / figures_dir / f"{figure}.verdict.json").exists():
+            verdict = json.loads((paths.REPO_ROOT / figures_dir / f"{figure}.verdict.json").read_text())["verdict"]
+        shown = f"{figures_dir / figure}.png" if figure else "-"
+        lines.append(f"  {nb.stem:<26} {verdict:<13} {shown:<42} {_rel(executed_dir / nb.name)}")
     return "\n".join(lines)
 
 
-def update_readme(figures_dir: Path, readme: Path = paths.README) -> bool:
-    """Replace the findings table between the README's markers; False if there are no markers."""
-    return paths.replace_section(readme, README_START, README_END, findings_markdown(figures_dir, readme.parent))
+def _rel(path: Path, to: Path = paths.REPO_ROOT) -> str:
+    return os.path.relpath(path, to)
+
+
+README_START, README_END = "<!-- findings:start -->", "<!-- findings:end -->"
+DETAIL_START, DETAIL_END = "<!-- findings-detail:start -->", "<!-- findings-detail:end -->"
+DETAIL_PAGE = paths.DOCS_DIR / "findings.md"
+EXECUTED_DIR = NOTEBOOK_DIR / "executed"
+
+
+def _verdicts(figures_dir: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(Path(figures_dir).glob("*.verdict.json"))]
+
+
+def findings_markdown(figures_dir: Path, relative_to: Path = paths.REPO_ROOT,
+                      executed_dir: Path = EXECUTED_DIR) -> str:
+    """The README's findings table, from the verdict files the notebooks wrote: each finding's claim,
+    computed verdict, figure and executed notebook (its parts and intervals are in the notebook
+    and in ``detail_markdown``)."""
+    notebook_of = {verdict_figure(nb): nb for nb in list_notebooks()}
+    lines = ["| finding | paper's claim | verdict (computed) | figure | notebook |", "| --- | --- | --- | --- | --- |"]
+    for v in _verdicts(figures_dir):
+        fig = Path(_rel(Path(figures_dir) / f"{v['figure']}.png", relative_to))
+        nb = notebook_of.get(v["figure"])
+        shown = executed_dir / nb.name if nb and (executed_dir / nb.name).exists() else nb
+        link = f"[{nb.stem}]({_rel(shown, relative_to)})" if nb else "-"
+        lines.append(f"| {v['finding']} | {v['title']} | **{v['verdict']}** | [png]({fig}) | {link} |")
+    return "\n".join(lines)
+
+
+def detail_markdown(figures_dir: Path) -> str:
+    """Every finding's parts with effect, 95% interval, p-value and verdict (docs/findings.md)."""
+    lines = ["| finding | verdict (computed) | effects [95% CI], bootstrap p |", "| --- | --- | --- |"]
+    for v in _verdicts(figures_dir):
+        effects = "<br>".join(f"{p['claim']}: {p['effect']:+.3f} [{p['lo']:+.3f}, {p['hi']:+.3f}]"
+                              + (f", p = {p['p']:.3f}" if "p" in p else "") + f" {p['verdict']}"
+                              for p in v["parts"]).replace("|", "\\|")  # a "|" would end the cell
+        lines.append(f"| {v['finding']} | **{v['verdict']}** | {effects} |")
+    return "\n".join(lines)
+
+
+def update_readme(figures_dir: Path, readme: Path = paths.README, detail: Path = DETAIL_PAGE) -> bool:
+    """Replace the README's findings table and docs/findings.md's detailed one; False if a page has
+    no markers."""
+    ok = paths.replace_section(readme, README_START, README_END, findings_markdown(figures_dir, readme.parent))
+    return paths.replace_section(detail, DETAIL_START, DETAIL_END, detail_markdown(figures_dir)) and ok
 
 
 def _default_workers(profile: dict) -> int:
@@ -320,7 +425,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", nargs="*", help="notebook number(s) or name prefix(es), e.g. 00 03")
     ap.add_argument("--log-output", action="store_true", help="stream notebook output to the terminal")
     ap.add_argument("--readme", action="store_true",
-                    help="afterwards, rewrite README.md's findings table from the verdicts in figures/")
+                    help="afterwards, rewrite README.md's findings table (and docs/findings.md's) from figures/")
+    ap.add_argument("--executed", type=Path, default=None,
+                    help="also write each executed notebook, cleaned, into this directory, and end with a summary")
     ap.add_argument("--write-params", action="store_true",
                     help="only (re)write the flat papermill parameter files notebooks/params/<profile>/*.yaml")
     ap.add_argument("--jobs", type=int, default=None,
@@ -341,12 +448,12 @@ def main(argv: list[str] | None = None) -> int:
             raise ProfileError(f"--jobs must be >= 1, got {jobs}")
         os.environ[threads.WORKERS_ENV] = str(workers)  # the notebooks' kernels inherit it
         _stop_on_signals()
-        run(args.profile, args.only, args.log_output, jobs=jobs)
+        run(args.profile, args.only, args.log_output, jobs=jobs, executed_dir=args.executed)
     except (ProfileError, ValueError, OSError) as e:  # OSError: e.g. a full disk, as one line
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.readme and update_readme(paths.FIGURES_DIR):
-        print("README.md findings table updated from figures/*.verdict.json")
+        print("README.md and docs/findings.md findings tables updated from figures/*.verdict.json")
     return 0
 
 

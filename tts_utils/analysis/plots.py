@@ -81,7 +81,24 @@ def save(fig, name: str, figures_dir: str | Path = "figures") -> list[Path]:
     paths = [out / f"{name}.png", out / f"{name}.pdf"]
     fig.savefig(paths[0], metadata={"Software": None})
     fig.savefig(paths[1], metadata={"Creator": None, "Producer": None, "CreationDate": None})
+    _show_in_notebook(paths[0])
     return paths
+
+
+def _show_in_notebook(png: Path) -> None:
+    """In a notebook kernel, show the saved PNG inline: the Agg backend draws nothing there by
+    itself, and these exact bytes (not a second rendering) are what the executed notebook keeps.
+    Elsewhere (scripts, tests) nothing."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None or not hasattr(shell, "kernel"):
+        return
+    from IPython.display import Image, display
+
+    display(Image(filename=str(png)))
 
 
 DODGE_OCTAVES = 0.06  # sideways step between neighbouring lines of accuracy_vs_n

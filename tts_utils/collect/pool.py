@@ -19,6 +19,7 @@ import atexit
 import multiprocessing
 import os
 import queue as queue_lib
+import signal
 import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
@@ -52,6 +53,11 @@ def _init(q, parent: int) -> None:
     global _QUEUE
     _QUEUE = q
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="parent-watch").start()
+    # Ctrl-C reaches every process of the terminal's group, and a notebook kernel's shutdown
+    # interrupts its group: the parent decides what stops (it shuts the pool down, or dies and the
+    # watch above ends the worker), so a worker must not die mid-unit with a KeyboardInterrupt
+    # traceback on the terminal.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # A worker's stderr is the terminal of `make figures`: keep transformers' per-model loading
     # bars off it (the grid's own bar, in the parent, shows progress).
     from transformers.utils import logging as hf_logging
