@@ -400,3 +400,38 @@ def test_the_prm_ladder_holds_on_fresh_samples():
         rewards = [s.rewards for s in load_prm(name).score([r["problem"] for r in recs], [r["steps"] for r in recs])]
         got[name] = processbench_f1(recs, rewards)["f1"]
     assert got[strongest] >= got[weakest] + 0.2, got
+
+
+def test_the_build_reruns_a_changed_stage_and_what_reads_it_nothing_else(tmp_path, monkeypatch):
+    from tts_utils.tinyworld import build
+
+    ran, digests = [], dict.fromkeys(build.STAGES, "v1")
+    monkeypatch.setattr(build, "RUNS", tmp_path)
+    monkeypatch.setattr(build, "log", lambda *a, **k: None)
+    monkeypatch.setattr(build, "code_digest", lambda st: digests[st])
+    monkeypatch.setattr(build, "RUN", {st: (lambda st=st: ran.append(st)) for st in build.STAGES})
+    build.main([])
+    assert ran == build.STAGES  # nothing recorded: everything
+    ran.clear()
+    build.main([])
+    assert ran == []  # up to date
+    digests["prm-train"] = "v2"
+    build.main([])
+    assert ran == ["prm-train", "evaluate-prms", "report"]  # not the policies, samples or rollouts
+    ran.clear()
+    digests["evaluate-policies"] = "v2"
+    build.main(["--only", "report"])
+    assert ran == ["report"]  # --only / --from run what they name, changed or not
+    ran.clear()
+    build.main([])
+    assert ran == ["evaluate-policies", "report"]
+
+
+def test_a_stages_code_is_its_module_and_what_that_imports():
+    from tts_utils.tinyworld import build
+
+    files = {str(p.relative_to(build.ROOT)) for p in build.code_files(["prm_eval"])}
+    assert {"tts_utils/tinyworld/prm_eval.py", "tts_utils/tinyworld/train_prm.py", "tts_utils/models/prm.py",
+            "tts_utils/tinyworld/task.py"} <= files
+    assert "tts_utils/tinyworld/report.py" not in files and "tts_utils/study/grid.py" not in files
+    assert build.code_files(["task"]) == [build.ROOT / "tts_utils/tinyworld/task.py"]

@@ -1,9 +1,16 @@
 """Rebuild the whole tiny world: test sets, policies, PRM data (samples, rollouts), PRMs, the
 measurements, data/tinyworld/models.json and data/tinyworld/report.json.
 
-    python -m tts_utils.tinyworld.build              # everything (also `make tinyworld`)
-    python -m tts_utils.tinyworld.build --from prm-train   # resume at a stage
+    python -m tts_utils.tinyworld.build              # what changed (also `make tinyworld`)
+    python -m tts_utils.tinyworld.build --from prm-train   # a stage and every later one, changed or not
     python -m tts_utils.tinyworld.build --only report      # just the manifest and report
+
+A plain run resumes: each stage has a fingerprint, a digest of the code it runs (its module and
+every module of the package that module imports, followed transitively) and of the fingerprints
+of the stages it reads. A stage runs when its fingerprint differs from the one recorded when it
+last finished (runs/tinyworld/stages.json): a changed stage reruns itself and what depends on it,
+nothing else, and a build stopped halfway picks up at the first stage that did not finish. A
+fresh clone has no record, so it builds everything.
 
 Work runs in two single-threaded worker processes at a time (two cores). Every stage is
 deterministic (seeded data and init, one thread per process), so the same command gives the same
@@ -13,11 +20,14 @@ weights. Stage wall times go to runs/tinyworld/timings.json and into the report.
 from __future__ import annotations
 
 import argparse
+import ast
+import hashlib
 import json
 import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from tts_utils.tinyworld import task
 from tts_utils.tinyworld.common import DATA, ROOT, RUNS, log
@@ -32,7 +42,16 @@ PRM_EVAL_LANES = [["tiny-prm-qwen", "tiny-prm-rlhflow-verbose"],
                   ["tiny-prm-skywork", "tiny-prm-rlhflow-terse", "tiny-prm-shepherd"]]
 STAGES = ["test-sets", "policies", "evaluate-policies", "prm-sample", "prm-rollout", "prm-train", "evaluate-prms",
           "report"]
+# What each stage runs (modules of tts_utils.tinyworld) and which stages' outputs it reads.
+STAGE_MODULES = {"test-sets": ["task"], "policies": ["train_policy"], "evaluate-policies": ["evaluate"],
+                 "prm-sample": ["train_prm"], "prm-rollout": ["train_prm"], "prm-train": ["train_prm"],
+                 "evaluate-prms": ["prm_eval"], "report": ["report"]}
+READS = {"test-sets": [], "policies": [], "evaluate-policies": ["test-sets", "policies"],
+         "prm-sample": ["test-sets", "policies"], "prm-rollout": ["prm-sample", "policies"],
+         "prm-train": ["prm-sample", "prm-rollout", "policies"], "evaluate-prms": ["prm-train", "test-sets"],
+         "report": ["evaluate-policies", "evaluate-prms"]}
 LOG = "build.log"
+RECORD = "stages.json"  # under RUNS: each finished stage's fingerprint
 
 
 def _lanes(cmds: list[list[str]]) -> list[float]:
@@ -106,13 +125,78 @@ RUN = {"test-sets": stage_test_sets, "policies": stage_policies, "prm-sample": s
        "report": stage_report}
 
 
+def _module_file(name: str) -> Path | None:
+    """The source file of a tts_utils module (a package's __init__), None outside the package."""
+    if not name.startswith("tts_utils"):
+        return None
+    base = ROOT / Path(*name.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.exists():
+            return path
+    return None
+
+
+def _imported(path: Path) -> set[str]:
+    """The tts_utils modules a file imports (``from pkg import mod`` counts mod when it is one)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names |= {f"{node.module}.{a.name}" for a in node.names if _module_file(f"{node.module}.{a.name}")}
+    return {n for n in names if _module_file(n)}
+
+
+def code_files(modules: list[str]) -> list[Path]:
+    """The files of ``modules`` (of tts_utils.tinyworld) and of every tts_utils module they import,
+    transitively."""
+    todo = [f"tts_utils.tinyworld.{m}" for m in modules]
+    seen: dict[str, Path] = {}
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen[name] = _module_file(name)
+        todo.extend(_imported(seen[name]) - set(seen))
+    return sorted(set(seen.values()))
+
+
+def code_digest(stage: str) -> str:
+    h = hashlib.sha256()
+    for path in code_files(STAGE_MODULES[stage]):
+        h.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def fingerprints() -> dict[str, str]:
+    """Each stage's fingerprint: its code's digest and the fingerprints of the stages it reads."""
+    out: dict[str, str] = {}
+    for st in STAGES:  # in order: a stage reads only earlier ones
+        parts = [st, code_digest(st), *(out[r] for r in READS[st])]
+        out[st] = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:20]
+    return out
+
+
+def stale_stages(current: dict[str, str], recorded: dict[str, str]) -> list[str]:
+    """The stages whose fingerprint is not the one recorded when they last finished."""
+    return [st for st in STAGES if recorded.get(st) != current[st]]
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
-    ap.add_argument("--from", dest="start", choices=STAGES, default=STAGES[0])
-    ap.add_argument("--only", choices=STAGES)
+    ap.add_argument("--from", dest="start", choices=STAGES, help="run this stage and every later one")
+    ap.add_argument("--only", choices=STAGES, help="run just this stage")
     args = ap.parse_args(argv)
     RUNS.mkdir(parents=True, exist_ok=True)
-    stages = [args.only] if args.only else STAGES[STAGES.index(args.start):]
+    current, rpath = fingerprints(), RUNS / RECORD
+    recorded = json.loads(rpath.read_text()) if rpath.exists() else {}
+    if args.only or args.start:
+        stages = [args.only] if args.only else STAGES[STAGES.index(args.start):]
+    else:
+        stages = stale_stages(current, recorded)
+        log(f"up to date: {', '.join(s for s in STAGES if s not in stages) or 'nothing'}; "
+            f"to run: {', '.join(stages) or 'nothing'}", LOG)
     tpath = RUNS / "timings.json"
     timings = json.loads(tpath.read_text()) if tpath.exists() else {}
     for st in stages:
@@ -125,6 +209,12 @@ def main(argv=None):
         if lane_cpu:
             timings[f"{st}:lane_cpu"] = lane_cpu
         tpath.write_text(json.dumps(timings, indent=1))
+        # up to date only if what it read was (--only on a stage whose inputs are stale is not)
+        if all(recorded.get(r) == current[r] for r in READS[st]):
+            recorded[st] = current[st]
+        else:
+            recorded.pop(st, None)
+        rpath.write_text(json.dumps(recorded, indent=1))
         log(f"stage {st} done in {timings[st]:.0f}s (lane CPU s: {lane_cpu})", LOG)
 
 
