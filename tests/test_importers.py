@@ -176,3 +176,6 @@ def test_qwen_math_eval_without_scores_and_bad_files(tmp_path):
     (tmp_path / "broken.jsonl").write_text("{not json\n")
     with pytest.raises(ImportFormatError, match="broken.jsonl:1"):
         read_qwen_math_eval(tmp_path / "broken.jsonl", policy="p")
+    (tmp_path / "late.jsonl").write_text('{"idx": 0, "gt": "4", "code": ["a"], "pred": ["4"], "score": [true]]\n')
+    with pytest.raises(ImportFormatError, match="late.jsonl:1: not JSON .* at column 68"):  # where it broke
+        read_qwen_math_eval(tmp_path / "late.jsonl", policy="p")

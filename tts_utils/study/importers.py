@@ -115,7 +115,7 @@ def _read_records(path: Path) -> list[dict]:
             try:
                 records.append(json.loads(line))
             except json.JSONDecodeError as e:
-                raise ImportFormatError(f"{path}:{k}: not JSON ({e.msg})") from None
+                raise ImportFormatError(f"{path}:{k}: not JSON ({e.msg} at column {e.colno})") from None
     return records
 
 
