@@ -292,3 +292,31 @@ def test_the_bench_searches_with_the_cpu_profiles_lengths():
     args = parser().parse_args([])
     for key in ("max_step_tokens", "max_solution_tokens"):
         assert getattr(args, key) == bench.proxy_grid()[key] == profile[key]
+
+
+def test_the_grid_timers_put_each_call_in_its_part_and_leave_nothing_patched(monkeypatch):
+    import torch
+
+    from tts_utils.bench import grid
+    from tts_utils.collect import run as collect_run
+    from tts_utils.models import decoder, prm_base
+
+    calls = []
+    monkeypatch.setattr(decoder.LlamaFamilyForward, "forward", lambda self, ids, *a: calls.append(ids.shape[1]))
+    monkeypatch.setattr(prm_base.TransformersPRM, "score", lambda self, q, s: calls.append("prm"))
+    monkeypatch.setattr(collect_run, "_load_model", lambda *a: calls.append("load"))
+    before = (decoder.LlamaFamilyForward.forward, prm_base.TransformersPRM.score, collect_run._load_model)
+    seconds = dict.fromkeys(grid.PHASES, 0.0)
+    with grid.phase_timers(seconds):
+        decoder.LlamaFamilyForward.forward(None, torch.zeros(2, 7))   # a prefill of 7 tokens
+        decoder.LlamaFamilyForward.forward(None, torch.zeros(2, 1))   # a decode step
+        prm_base.TransformersPRM.score(None, [], [])
+        collect_run._load_model("policy", "p")
+    assert calls == [7, 1, "prm", "load"]
+    assert all(seconds[p] > 0 for p in ("prefill", "decode", "prm", "load")) and seconds["rest"] == 0
+    assert (decoder.LlamaFamilyForward.forward, prm_base.TransformersPRM.score, collect_run._load_model) == before
+    cfg = grid.grid_config(3, "out")
+    assert cfg["limit"] == 3 and cfg["datasets"] == ["tinymath500", "tinyhard30"] and "pass1_samples" in cfg["methods"]
+    md = "\n".join(grid.grid_markdown({"limit": 3, "policies": ["a"], "prms": ["b"], "n": [4], "datasets": ["d"],
+                                       "wall_s": 10.0, "phases": [{"phase": "decode", "seconds": 4.0, "share": 0.4}]}))
+    assert "| policy decode | 4.0 | 40% |" in md

@@ -20,6 +20,9 @@ Sections (each figure the median of ``--repeats`` runs; every ratio taken within
 * ``search``: Best-of-N, beam search and DVTS at the same N on the same problems: wall time (and
   its policy / PRM parts), policy tokens, PRM tokens, wall time per generated token relative to
   BoN, PRM tokens per generated token.
+* ``grid``: the cpu profile's own grid (its policies, PRMs, methods, budgets and limits) on the
+  first ``--grid-problems`` problems of each dataset, cold, in this process, its wall time split
+  into policy prefill, policy decode, PRM scoring, model loading and the rest (``grid``).
 * ``busy``: a small slice of the study (the figures proxy: ``python -m tts_utils.collect`` on 8
   problems, Best-of-N and beam search at N = 16, cold) alone and beside one other CPU-bound
   process, at 1 torch thread (the study's ``TTS_THREADS`` default) and at 2 (torch's default on 2

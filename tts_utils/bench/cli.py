@@ -27,6 +27,7 @@ from tts_utils.bench.common import (
     spread,
 )
 from tts_utils.bench.figures import bench_busy, bench_figures
+from tts_utils.bench.grid import PHASE_LABELS, bench_grid
 from tts_utils.bench.measure import (
     bench_bandwidth,
     bench_ceiling,
@@ -82,6 +83,11 @@ def run(args, loader: Callable[[str, str], object] | None = None, log=print) -> 
         report["search"] = bench_search(policy, prm, pool, args.n, args.repeats, args.seed, cfg)
         for r in report["search"]:
             log(f"search N={r['n']} {r['method']}: {r['wall_s']:.2f} s, x{r['rel_s_per_token']:.2f} BoN per token")
+    if "grid" in sections:
+        log(f"grid: the cpu profile's grid on {args.grid_problems} problems a dataset, cold, split by part ...")
+        report["grid"] = bench_grid(args.grid_problems)
+        log(f"  {report['grid']['wall_s']:.0f} s: " + ", ".join(
+            f"{PHASE_LABELS[p['phase']]} {100 * p['share']:.0f}%" for p in report["grid"]["phases"]))
     if "busy" in sections:
         log("busy machine: the figures proxy quiet and beside one CPU-bound process (threads, workers) ...")
         report["busy"] = bench_busy(timeout_s=args.figures_timeout)
@@ -193,6 +199,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--search-policy", default="tiny-policy-l")
     ap.add_argument("--search-prm", default="tiny-prm-skywork")
     ap.add_argument("--search-problems", type=int, default=32)
+    ap.add_argument("--grid-problems", type=int, default=4,
+                    help="grid section: the first problems of each of the cpu profile's datasets")
     ap.add_argument("--n", nargs="+", type=int, default=[16, 64])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--beam-width", type=int, default=4)

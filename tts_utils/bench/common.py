@@ -14,7 +14,7 @@ import torch
 POLICIES = ("tiny-policy-xs", "tiny-policy-s", "tiny-policy-m", "tiny-policy-l")
 PRMS = ("tiny-prm-shepherd", "tiny-prm-rlhflow-terse", "tiny-prm-rlhflow-verbose", "tiny-prm-skywork",
         "tiny-prm-qwen")
-SECTIONS = ("ceiling", "policy", "prm", "search", "busy")
+SECTIONS = ("ceiling", "policy", "prm", "search", "grid", "busy")
 SEARCH_METHODS = ("best_of_n", "beam_search", "dvts")
 
 

@@ -213,6 +213,10 @@ def to_markdown(report: dict) -> str:
                    f"({_fmt(r['share'] and 100 * r['share'])}% of the ceiling) after a first run of {r['first_run_s']:.0f} s "
                    "that compiles; not the study's default (compiling costs more than most runs save).")
     out += _decode_bound_table(report)
+    if report.get("grid"):
+        from tts_utils.bench.grid import grid_markdown
+
+        out += grid_markdown(report["grid"])
     rows = report.get("kv_heads") or []
     if rows:
         r0 = rows[0]
