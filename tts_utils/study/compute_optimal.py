@@ -137,7 +137,7 @@ def table5(acc: pd.DataFrame, policies: Sequence[str], prm: str, mode: str = "or
         top = co_tab.iloc[-1]
         best_maj = maj.loc[maj["acc"].idxmax()]
         gain, lower = analysis.efficiency_gain(maj["n"], maj["acc"], co_tab["n"], co_tab["acc"])
-        resolution = _resolution(sorted(set(maj["n"]) | set(co_tab["n"])))
+        resolution = _resolution([*maj["n"], *co_tab["n"]])
         chosen = co[co["n"] == top["n"]]["method"]
         rows.append({"policy": pol, "prm": prm, "cot": cot[0], "cot_lo": cot[1], "cot_hi": cot[2],
                      "majority": best_maj["acc"], "majority_n": int(best_maj["n"]),

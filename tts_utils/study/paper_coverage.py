@@ -29,10 +29,6 @@ PASS1_EDGES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # the paper's Fig. 3 uses five equ
 PASS1_LABELS = ("0-20%", "20-40%", "40-60%", "60-80%", "80-100%")
 
 
-# The findings' verdict machinery (parts, p-values and Holm), shared with study's findings.
-_summary = summarize
-
-
 # --------------------------------------------------------------------------- Fig. 3
 
 def pass1_bins(pass1: pd.Series) -> pd.Series:
@@ -71,7 +67,7 @@ def finding_pass1_distribution(pass1: pd.DataFrame, params: dict[str, float],
         parts.append(claim_part(f"{ds}: {strongest} has more than half of its problems with pass@1 > {top:.0%}",
                                 analysis.bootstrap_test(above - 0.5), +1,
                                 f"{len(above)} problems; share {above.mean():.1%}"))
-    return pass1_distribution(pass1), _summary(parts, rule=FIG3_RULE)
+    return pass1_distribution(pass1), summarize(parts, rule=FIG3_RULE)
 
 
 # --------------------------------------------------------------------------- Fig. 6
@@ -145,7 +141,7 @@ def finding_prm_ability(acc: pd.DataFrame, ability: pd.Series, policy: str,
                  f"{rho:+.2f}; without {weakest}: slope {without[weakest]:.2f}; {check}; "
                  f"paper: Y = {paper_numbers.FIG6_FIT[0]} ln X + {paper_numbers.FIG6_FIT[1]}")
     part["robust"] = bool(robust)
-    return table, _summary([part], rule=FIG6_RULE)
+    return table, summarize([part], rule=FIG6_RULE)
 
 
 def _fit_slope(x: np.ndarray, y: np.ndarray) -> float:
@@ -207,7 +203,7 @@ def finding_small_vs_large(acc: pd.DataFrame, small_policies: Sequence[str], lar
             _, _, held = compute_optimal_at(d, pol, prm, n, mode="heldout", methods=methods)
             parts.append(_paired_part(f"{ds}: {pol} with compute-optimal TTS (N={n}) beats {large_policy} with CoT",
                                       held, large, f"held out; {mode}: {choice}"))
-    return pd.DataFrame(rows), parts if raw else _summary(parts)
+    return pd.DataFrame(rows), parts if raw else summarize(parts)
 
 
 def finding_vs_paper_cot(acc: pd.DataFrame, prm: str, mode: str = "oracle", raw: bool = False,
@@ -237,7 +233,7 @@ def finding_vs_paper_cot(acc: pd.DataFrame, prm: str, mode: str = "oracle", raw:
             parts.append(claim_part(f"{ds}: {pol} with compute-optimal TTS (N={n}) beats {ref} with CoT "
                                f"(the paper's {target:.1%})", analysis.bootstrap_test((held - target).to_numpy()), +1,
                                f"{len(held)} problems; held out"))
-    return pd.DataFrame(rows), parts if raw else _summary(parts)
+    return pd.DataFrame(rows), parts if raw else summarize(parts)
 
 
 def finding_tts_vs_own_cot(acc: pd.DataFrame, policy: str, prms: Sequence[str], mode: str = "oracle",
@@ -260,7 +256,7 @@ def finding_tts_vs_own_cot(acc: pd.DataFrame, policy: str, prms: Sequence[str], 
             _, _, held = compute_optimal_at(d, policy, prm, n, mode="heldout", methods=methods)
             parts.append(_paired_part(f"{ds}: {policy} with TTS ({prm}, N={n}) beats its own CoT", held, cot,
                                       f"held out; {mode}: {choice}"))
-    return pd.DataFrame(rows), parts if raw else _summary(parts)
+    return pd.DataFrame(rows), parts if raw else summarize(parts)
 
 
 def table6_long_cot() -> pd.DataFrame:
@@ -288,4 +284,4 @@ def finding_tables_3_6(acc: pd.DataFrame, acc6: pd.DataFrame, small_policies: Se
     else:
         table3, parts3 = finding_vs_paper_cot(acc, prm, mode, raw=True, methods=methods)
     table6, parts6 = finding_tts_vs_own_cot(acc6, table6_policy, table6_prms, mode, raw=True, methods=methods)
-    return table3, table6, _summary([*parts3, *parts6], rule=TABLES_3_6_RULE)
+    return table3, table6, summarize([*parts3, *parts6], rule=TABLES_3_6_RULE)

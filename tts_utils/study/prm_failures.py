@@ -181,10 +181,9 @@ def rank_correlation_boot(table: pd.DataFrame, x: str, y: str = "score", n_boot:
     if len(table) < 3:
         return (np.nan, np.array([]), len(table))
     if within:
-        g = table.groupby(list(within), sort=False)
-        rx, ry = g[x].rank(), g[y].rank()
-        rx, ry = rx - rx.groupby([table[c] for c in within], sort=False).transform("mean"), \
-            ry - ry.groupby([table[c] for c in within], sort=False).transform("mean")
+        solution = [table[c] for c in within]
+        rx, ry = (table[c].groupby(solution, sort=False).rank() for c in (x, y))
+        rx, ry = (r - r.groupby(solution, sort=False).transform("mean") for r in (rx, ry))
     else:
         rx, ry = table[x].rank(), table[y].rank()
     t = pd.DataFrame({"problem_id": table["problem_id"].to_numpy(), "x": rx.to_numpy(), "y": ry.to_numpy()})
@@ -224,9 +223,8 @@ def failure_rates(steps: pd.DataFrame, threshold: float = 0.5, n_boot: int = 200
         for f in FAILURES:
             t = ev[f][ev[f]["prm"] == prm]
             t = t.assign(excess=t["event"] - t["chance"])
-            value, _, count, _ = ratio_boot(t, "event", n_boot=n_boot)
-            chance = float(t["chance"].mean()) if count else np.nan
-            excess, boots, _, _ = ratio_boot(t, "excess", n_boot=n_boot)
+            excess, boots, count, _ = ratio_boot(t, "excess", n_boot=n_boot)
+            value, chance = (float(t[c].mean()) if count else np.nan for c in ("event", "chance"))
             lo, hi = _interval(boots)
             p = analysis.bootstrap_p(boots) if boots.size else np.nan
             rows.append((prm, f, value, chance, excess, lo, hi, count, p))
