@@ -1,7 +1,8 @@
 """Measure the tiny policies: greedy accuracy by level on tinymath500 and tinyhard30, and k = 64
-samples at temperature 0.7 of a held-out per-level sample (pass@k, the style of the steps). The
-samples are kept (runs/tinyworld/samples_<policy>.jsonl): the PRM evaluation scores exactly these,
-which are what Best-of-N selects from.
+samples at temperature 0.7 of a held-out per-level sample (pass@k, the share of right answers that
+came by luck, the style of the steps); the judge's base, greedy only. The samples are kept
+(runs/tinyworld/samples_<policy>.jsonl): the PRM evaluation scores exactly these, which are what
+Best-of-N selects from.
 
     python -m tts_utils.tinyworld.evaluate [--names tiny-policy-s ...] [--k 64] [--per-level 20]
 """
@@ -18,7 +19,7 @@ from tts_utils.analysis import pass_at_k
 from tts_utils.models.catalog import load_tokenizer
 from tts_utils.tinyworld import task
 from tts_utils.tinyworld.common import DATA, RUNS, generate, log, setup
-from tts_utils.tinyworld.train_policy import POLICIES, prompt
+from tts_utils.tinyworld.train_policy import JUDGE, POLICIES, prompt
 
 # Longest reference solutions: ~450 characters on level 5, ~550 on tinyhard30 (half the steps
 # verbose); an all-verbose solution is ~1.3x that.
@@ -78,6 +79,10 @@ def evaluate_policy(name: str, k: int = K, per_level: int = PER_LEVEL, logfile: 
         sel = [ok[r["unique_id"]] for r in probs if group_of(r) == g]
         res["greedy"][g] = sum(sel) / len(sel)
     res["greedy"]["tinymath500"] = sum(ok[r["unique_id"]] for r in math500) / len(math500)
+    if not k:  # greedy only (the judge's base: how strong it is at the task)
+        res["seconds"] = round(time.time() - t0, 1)
+        log(f"{name}: greedy {json.dumps(res['greedy'])} ({res['seconds']}s)", logfile)
+        return res
     sample = sample_set(per_level)
     souts = _generate(model, tok, sample, k, temperature=0.7, seed=1, batch_size=256)
     recs = []
@@ -92,6 +97,11 @@ def evaluate_policy(name: str, k: int = K, per_level: int = PER_LEVEL, logfile: 
         for j in [j for j in PASS_KS if j <= k]:
             res["pass@k"][f"pass@{j}"][g] = round(sum(pass_at_k(k, sum(x["correct"]), j) for x in sel) / len(sel), 4)
         res["greedy_on_sample"][g] = sum(ok[x["unique_id"]] for x in sel) / len(sel)
+    # a right answer by luck: some step is wrong (an answer drawn from 0..99 is right 1 time in 100)
+    right = [(x["problem"], t) for x in recs if x["level"] <= 5 for t, c in zip(x["texts"], x["correct"], strict=True)
+             if c]
+    lucky = sum(task.first_error(q, task.split_steps(t)) >= 0 for q, t in right)
+    res["lucky"] = {"right_samples": len(right), "lucky_share": round(lucky / max(1, len(right)), 4)}
     steps = [task.step_style(s) for x in recs if x["level"] <= 5 for t in x["texts"] for s in task.split_steps(t)]
     res["verbose_step_fraction"] = round(sum(s == "verbose" for s in steps) / max(1, len(steps)), 4)
     res["mean_solution_chars"] = {"greedy": round(sum(len(o) for o in outs) / len(outs), 1),
@@ -104,12 +114,12 @@ def evaluate_policy(name: str, k: int = K, per_level: int = PER_LEVEL, logfile: 
 
 def main(argv=None):
     ap = argparse.ArgumentParser()
-    ap.add_argument("--names", nargs="*", default=list(POLICIES))
+    ap.add_argument("--names", nargs="*", default=[*POLICIES, *JUDGE])
     ap.add_argument("--k", type=int, default=K)
     ap.add_argument("--per-level", type=int, default=PER_LEVEL)
     args = ap.parse_args(argv)
     for n in args.names:
-        r = evaluate_policy(n, args.k, args.per_level)
+        r = evaluate_policy(n, 0 if n in JUDGE else args.k, args.per_level)
         (RUNS / f"eval_{n}.json").write_text(json.dumps(r, indent=1))
 
 

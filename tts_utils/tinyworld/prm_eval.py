@@ -92,28 +92,35 @@ def best_of_n_curves(recs: list[dict], rewards: list[list[float]]) -> dict:
     study's voting (``voting.select_index``), only samples with an answer compete: a group where
     none has one scores 0.
 
-    Also ``rise``: per aggregation and policy, accuracy at the largest N minus at N = 4, paired over
+    Also ``majority``: majority voting over the same groups (the baseline a verifier must beat), and
+    ``rise``: per aggregation and policy, accuracy at the largest N minus at N = 4, paired over
     problems, with its 95% bootstrap interval and p-value (``analysis.bootstrap_test``). The largest
     N is one group a problem, so on 60 problems a policy's curve end moves by several points by
     chance alone: the interval says whether a rise or fall is more than that."""
     from tts_utils.analysis import bootstrap_test
     from tts_utils.problems.grading import extract_answer
+    from tts_utils.search.voting import select_index
 
     by = {}
     for r, s in zip(recs, rewards, strict=True):
-        answered = extract_answer(task.STEP_SEP.join(r["steps"])) is not None
+        answer = extract_answer(task.STEP_SEP.join(r["steps"]))
         lowest = -math.inf  # below any reward: an answerless sample never wins
         by.setdefault((r["policy"], r["unique_id"]), []).append(
-            (r["sample"], r["correct"], min(s) if answered else lowest, s[-1] if answered else lowest))
+            (r["sample"], r["correct"], min(s) if answer is not None else lowest,
+             s[-1] if answer is not None else lowest, answer))
     out, rise = {}, {}
-    for agg, col in (("min", 2), ("last", 3)):
+    for agg, col in (("min", 2), ("last", 3), ("majority", None)):
         per_problem = {}  # policy -> problem -> N -> accuracy over the problem's groups of N
         for (pol, uid), xs in sorted(by.items()):
             xs.sort()
             for n in [n for n in BON_NS if n <= len(xs)]:
                 groups = [xs[g: g + n] for g in range(0, len(xs) - n + 1, n)]
                 # ties go to the earlier sample, as the study's voting does
-                hits = [max(grp, key=lambda x: (x[col], -x[0]))[1] for grp in groups]
+                if col is None:
+                    won = [select_index([x[4] for x in grp], None, "majority") for grp in groups]
+                    hits = [0 if w is None else grp[w][1] for w, grp in zip(won, groups, strict=True)]
+                else:
+                    hits = [max(grp, key=lambda x: (x[col], -x[0]))[1] for grp in groups]
                 per_problem.setdefault(pol, {}).setdefault(uid, {})[n] = sum(hits) / len(hits)
         out[agg] = {}
         for pol, probs in per_problem.items():
@@ -122,6 +129,8 @@ def best_of_n_curves(recs: list[dict], rewards: list[list[float]]) -> dict:
                 accuracies = [a[n] for a in probs.values() if n in a]
                 curve[str(n)] = round(sum(accuracies) / len(accuracies), 4)
             out[agg][pol] = curve
+        if col is None:
+            continue
         rise[agg] = {}
         for pol, probs in per_problem.items():
             top = max(n for n in BON_NS if all(n in a for a in probs.values()))

@@ -8,12 +8,15 @@ Stages (each writes runs/tinyworld/prm_data/*.jsonl, git-ignored, and can run on
 * ``rollout``  Math-Shepherd-style Monte-Carlo labels: from each step's prefix, k rollouts by a
                policy; "+" if any reaches the right answer (hard estimation). The last step's label
                is whether its answer is right.
-* ``train``    each PRM is initialised from a tiny policy's weights (real PRMs are fine-tuned LMs)
+* ``train``    each PRM is initialised from a tiny LM's weights (real PRMs are fine-tuned LMs)
                and trained with the inputs of its format's ``encode`` from tts_utils.models.prm, read at
                the same positions inference reads. Beside the step labels, a training-only head
                on the next-to-last layer learns, at every character of every step, the
-               probability that the PRM's own starting policy gave that character (see
+               probability that the PRM's starting model gave that character (see
                ``policy_char_probs``). Without it no PRM of this size learned to check a step.
+               The weaker PRMs start from a study policy; the strongest from the judge's base,
+               which no grid runs and which is stronger at the task than every policy, so its
+               target owes nothing to the beliefs of the policies it judges.
 
     python -m tts_utils.tinyworld.train_prm sample|rollout|train [--names ...]
 """
@@ -63,18 +66,18 @@ ROLLOUT_K = 4
 N_ROLLOUT_SAMPLES = 2000      # samples (of every policy, equally) that get Monte-Carlo labels
 MAX_STEPS = 24
 
-# name -> format, the policy it starts from, label source ("exact": the step checker; "mc":
-# Monte-Carlo rollouts), whose samples it learns from, how many, the style its training steps are
-# rewritten in ("mixed" keeps them as sampled), and why it is as weak or strong as it is: each PRM's
+# name -> format, the model it starts from (whose character probabilities are its dense target),
+# label source ("exact": the step checker; "mc": Monte-Carlo rollouts), whose samples it learns
+# from, how many, the style its training steps are rewritten in ("mixed" keeps them as sampled), and why it is as weak or strong as it is: each PRM's
 # quality comes from a cause the paper names, never from corrupted labels.
 ALL = ("tiny-policy-xs", "tiny-policy-s", "tiny-policy-m", "tiny-policy-l")
 # the length twins: everything but the style their training steps are rewritten in
-_TWIN = dict(fmt="rlhflow", init="tiny-policy-m", labels="exact", sources=("tiny-policy-s",), max_solutions=None,
-             steps=250, lr=1e-3)
+_TWIN = dict(fmt="rlhflow", init="tiny-policy-m", labels="exact", sources=("tiny-policy-s",),
+             max_solutions=None, steps=250, lr=1e-3)
 PRMS = {
     "tiny-prm-shepherd": dict(
-        fmt="math-shepherd", init="tiny-policy-s", labels="mc", sources=ALL, max_solutions=None, style="mixed",
-        steps=300, lr=1e-3,
+        fmt="math-shepherd", init="tiny-policy-s", labels="mc", sources=ALL, max_solutions=None,
+        style="mixed", steps=300, lr=1e-3,
         cause="noisy labels: Monte-Carlo estimation (a step is '+' if one of 4 rollouts by tiny-policy-m "
               "reaches the answer; the rollout policy fails long chains, so correct steps get '-'), on a small "
               "backbone"),
@@ -87,17 +90,24 @@ PRMS = {
         cause="distribution shift, as its terse twin: the same samples and labels, every training step "
               "rewritten verbose (the length twins differ in nothing else)"),
     "tiny-prm-skywork": dict(
-        fmt="skywork", init="tiny-policy-m", labels="exact", sources=ALL, max_solutions=2000, style="mixed",
-        steps=500, lr=1e-3,
+        fmt="skywork", init="tiny-policy-m", labels="exact", sources=ALL, max_solutions=2000,
+        style="mixed", steps=500, lr=1e-3,
         cause="less data (a quarter of the exact-labelled samples) and a mid-size backbone"),
     "tiny-prm-qwen": dict(
-        fmt="qwen-prm", init="tiny-policy-l", labels="exact", sources=ALL, max_solutions=None, style="mixed",
-        steps=1400, lr=1e-3,
-        cause="the strong one: exact step labels on every policy's samples, all the data, the largest "
-              "backbone, the longest training"),
+        fmt="qwen-prm", init="tiny-judge", labels="exact", sources=ALL, max_solutions=None,
+        style="mixed", steps=1400, lr=1e-3,
+        cause="the strong one, built as the paper builds its strongest: a stronger base than every policy "
+              "(tiny-judge, whose character probabilities are its dense target), exact step labels on every "
+              "policy's samples, all the data, the longest training"),
 }
 BATCH = 32
 AUX_WEIGHT = 1.0  # the auxiliary target's loss beside the step labels' (policy_char_probs)
+
+
+def _init_spec(name: str) -> dict:
+    from tts_utils.tinyworld.train_policy import JUDGE
+
+    return {**POLICIES, **JUDGE}[name]
 
 
 # ------------------------------------------------------------------------------------- data
@@ -217,7 +227,7 @@ def _backbone_kwargs(p: dict) -> dict:
 
 
 def build_prm_model(spec: dict, tok):
-    p = POLICIES[spec["init"]]
+    p = _init_spec(spec["init"])
     kw = _backbone_kwargs(p)
     ids = dict(bos_token_id=tok.bos_token_id if tok.bos_token_id is not None else tok.pad_token_id,
                eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
