@@ -38,7 +38,7 @@ from tts_utils.tinyworld.common import DATA, ROOT, RUNS, log
 PY = sys.executable
 POLICY_LANES = [["tiny-policy-l"], ["tiny-policy-m", "tiny-policy-s", "tiny-policy-xs"]]
 EVAL_LANES = [["tiny-policy-l", "tiny-judge"], ["tiny-policy-m", "tiny-policy-s", "tiny-policy-xs"]]
-# Training lanes, balanced by measured single-core seconds (judge ~50 min, l 44, m 29, s 15, xs 11).
+# Training lanes, balanced by the models' single-core training seconds (report.json).
 TRAIN_LANES = [["tiny-judge", "tiny-policy-s", "tiny-policy-xs"], ["tiny-policy-l", "tiny-policy-m"]]
 # The training code's tables of shapes: each row belongs to its model's fingerprint, not the code's.
 SPEC_TABLES = ("POLICIES", "JUDGE")
@@ -126,7 +126,7 @@ def stage_evaluate_prms() -> list[float]:
 def stage_report() -> None:
     from tts_utils.tinyworld.report import write_report
 
-    write_report(TRAIN_LANES)
+    write_report()
 
 
 RUN = {"test-sets": stage_test_sets, "policies": stage_policies, "prm-sample": stage_prm_sample,
@@ -230,6 +230,7 @@ def main(argv=None):
         stages = stale_stages(current, recorded)
         log(f"up to date: {', '.join(s for s in STAGES if s not in stages) or 'nothing'}; "
             f"to run: {', '.join(stages) or 'nothing'}", LOG)
+    models = model_fingerprints()
     tpath = RUNS / "timings.json"
     timings = json.loads(tpath.read_text()) if tpath.exists() else {}
     for st in stages:
@@ -237,7 +238,7 @@ def main(argv=None):
         log(f"stage {st} ...", LOG)
         if st == "report":
             tpath.write_text(json.dumps(timings, indent=1))
-        models, stale_models = model_fingerprints(), None
+        stale_models = None
         if st == "policies" and not args.only and not args.start:  # a plain run retrains changed models only
             stale_models = [n for n, f in models.items() if recorded.get(f"model:{n}") != f]
         lane_cpu = RUN[st](stale_models) if st == "policies" else RUN[st]()  # None: ran in this process

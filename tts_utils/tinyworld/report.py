@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from tts_utils.tinyworld import task
 from tts_utils.tinyworld.common import DATA, RUNS, write_json
 from tts_utils.tinyworld.train_policy import POLICIES
 from tts_utils.tinyworld.train_prm import PRMS
@@ -40,13 +41,10 @@ def _target(tid: str, target: str, measured, met: bool) -> dict:
     return {"id": tid, "target": target, "measured": measured, "met": bool(met)}
 
 
-UNIFORM_GUESS_ANSWERS = 100  # every answer is a running value in 0..99
-
-
 def uniform_guess_pass_at(k: int) -> float:
-    """pass@k of a guesser drawing answers uniformly from the answer range: the chance level that a
-    policy's pass@k must be read against."""
-    return round(1 - (1 - 1 / UNIFORM_GUESS_ANSWERS) ** k, 4)
+    """pass@k of a guesser drawing answers uniformly from the answer range (every answer is a
+    running value in 0..task.MAX_VALUE): the chance level that a policy's pass@k must be read against."""
+    return round(1 - (1 - 1 / (task.MAX_VALUE + 1)) ** k, 4)
 
 
 def targets(policies: dict, prms: dict, weight_bytes: int, build: dict | None, judge: dict | None = None) -> list[dict]:
@@ -70,7 +68,7 @@ def targets(policies: dict, prms: dict, weight_bytes: int, build: dict | None, j
                 dict(zip(pols, greedy, strict=True)), 0.15 <= greedy[0] <= 0.35 and greedy[-1] >= 0.6
                 and all(a < b for a, b in zip(greedy, greedy[1:], strict=False))),
         _target("1 policy ladder", f"<= 10% of each policy's right T = 0.7 samples right by luck (a wrong step); "
-                f"a uniform guesser over 0..99 has pass@{k} = {chance:.1%}", lucky, all(v <= 0.1 for v in lucky.values())),
+                f"a uniform guesser over 0..{task.MAX_VALUE} has pass@{k} = {chance:.1%}", lucky, all(v <= 0.1 for v in lucky.values())),
         _target("2 difficulty ladder", "greedy accuracy strictly falls with level (L1 > ... > L5), every policy",
                 levels, all(all(a > b for a, b in zip(v, v[1:], strict=False)) for v in levels.values())),
         _target("2 difficulty ladder", "largest policy >= 90% on level 1 and <= 30% on level 5",
@@ -135,7 +133,8 @@ def prm_targets(prms: dict, pols: list[str], p64: dict, chance: float, judge: di
     ]
 
 
-def write_report(train_lanes: list[list[str]] | None = None) -> dict:
+def write_report() -> dict:
+    from tts_utils.tinyworld.build import TRAIN_LANES  # the lanes a fresh build trains the models in
     from tts_utils.tinyworld.train_policy import JUDGE
 
     manifest, policies, prms = [], {}, {}
@@ -146,8 +145,11 @@ def write_report(train_lanes: list[list[str]] | None = None) -> dict:
         manifest.append({"name": name, "kind": "policy", "source": f"data/tinyworld/{name}", "family": "tiny",
                          "params": tr["params"], "train_tokens": tr["train_tokens"], "prm_format": None})
         policies[name] = {"train": tr, "eval": ev, "bytes": _size(name)}
-    judge = {n: {"train": _load(f"train_{n}.json"), "eval": _load(f"eval_{n}.json"), "bytes": _size(n)}
-             for n in JUDGE if _load(f"train_{n}.json")}
+    judge = {}
+    for name in JUDGE:
+        tr = _load(f"train_{name}.json")
+        if tr is not None:
+            judge[name] = {"train": tr, "eval": _load(f"eval_{name}.json"), "bytes": _size(name)}
     for name, spec in PRMS.items():
         tr, ev = _load(f"train_{name}.json"), _load(f"eval_{name}.json")
         if tr is None:
@@ -157,13 +159,13 @@ def write_report(train_lanes: list[list[str]] | None = None) -> dict:
                          "params": tr["params"], "train_tokens": tr["train_tokens"] + init_tokens,
                          "prm_format": spec["fmt"]})
         prms[name] = {"train": tr, "eval": ev, "bytes": _size(name),
-                      "train_tokens_note": "PRM training tokens plus those of the policy it starts from"}
+                      "train_tokens_note": "PRM training tokens plus those of the model it starts from"}
     write_json(DATA / "models.json", manifest)  # the judge's base is no model of the study: not listed
     evals = {n: p["eval"] for n, p in policies.items() if p["eval"]}
     timings = _load("timings.json") or {}  # from build.py: each stage's wall time and lanes' CPU time
     report = {
         "timings_s": timings,
-        "build_s": build_seconds(timings, train_lanes, {n: p["train"]["seconds"] for n, p in {**policies, **judge}.items()}),
+        "build_s": build_seconds(timings, TRAIN_LANES, {n: p["train"]["seconds"] for n, p in {**policies, **judge}.items()}),
         "total_weight_bytes": sum(p["bytes"] for p in [*policies.values(), *judge.values(), *prms.values()]),
         "policies": policies,
         "judge": judge,

@@ -18,7 +18,7 @@ from tts_utils.tinyworld import task
 from tts_utils.tinyworld.common import DATA, RUNS, log, n_params, save_model, setup, train_causal_lm
 from tts_utils.tinyworld.tokenizer import END, VOCAB_SIZE, build_tokenizer
 
-# name -> shape, steps, peak lr: 14x from the smallest to the largest. The smallest is sized to play
+# name -> shape, steps, peak lr: 11x from the smallest to the largest. The smallest is sized to play
 # (greedy 15-35%, the paper's small policies are 26-32% with CoT): a 16k-parameter policy scored 4%,
 # and 98% of its right answers came by luck (a wrong step, an answer drawn from 0..99).
 POLICIES = {
@@ -41,6 +41,11 @@ N_TRAIN = 90000
 LEVEL_WEIGHTS = (3, 3, 3, 2, 2, 1)
 P_VERBOSE = 0.4  # each step is verbose with this probability (sampling at T = 0.7 keeps ~1/3 verbose)
 SEED = 7
+
+
+def spec_of(name: str) -> dict:
+    """The row of a trained model (a policy or the judge's base) in its table of shapes."""
+    return {**POLICIES, **JUDGE}[name]
 
 
 def kv_heads(heads: int) -> int:
@@ -88,7 +93,7 @@ def build_policy(name: str, spec: dict, tokenizer, seed: int = SEED):
 
 def train_policy(name: str, spec: dict | None = None, *, steps: int | None = None, examples=None,
                  save: bool = True, logfile: str = "policies.log"):
-    spec = spec or {**POLICIES, **JUDGE}[name]
+    spec = spec or spec_of(name)
     tok = build_tokenizer("tiny")
     if examples is None:
         examples = make_examples(tok, seed=JUDGE_SEED, weights=JUDGE_LEVEL_WEIGHTS) if name in JUDGE else \

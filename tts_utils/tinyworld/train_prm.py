@@ -54,7 +54,7 @@ from tts_utils.tinyworld.common import (
 )
 from tts_utils.tinyworld.evaluate import MAX_NEW, load_policy
 from tts_utils.tinyworld.tokenizer import MS_TAG, VOCAB_SIZE, build_tokenizer
-from tts_utils.tinyworld.train_policy import POLICIES, kv_heads, prompt
+from tts_utils.tinyworld.train_policy import POLICIES, kv_heads, prompt, spec_of
 
 PRM_DATA = RUNS / "prm_data"
 LOG = "prms.log"
@@ -68,16 +68,17 @@ MAX_STEPS = 24
 
 # name -> format, the model it starts from (whose character probabilities are its dense target),
 # label source ("exact": the step checker; "mc": Monte-Carlo rollouts), whose samples it learns
-# from, how many, the style its training steps are rewritten in ("mixed" keeps them as sampled), and why it is as weak or strong as it is: each PRM's
-# quality comes from a cause the paper names, never from corrupted labels.
+# from, how many, the style its training steps are rewritten in ("mixed" keeps them as sampled),
+# and why it is as weak or strong as it is: each PRM's quality comes from a cause the paper names,
+# never from corrupted labels.
 ALL = ("tiny-policy-xs", "tiny-policy-s", "tiny-policy-m", "tiny-policy-l")
 # the length twins: everything but the style their training steps are rewritten in
-_TWIN = dict(fmt="rlhflow", init="tiny-policy-m", labels="exact", sources=("tiny-policy-s",),
-             max_solutions=None, steps=250, lr=1e-3)
+_TWIN = dict(fmt="rlhflow", init="tiny-policy-m", labels="exact", sources=("tiny-policy-s",), max_solutions=None,
+             steps=250, lr=1e-3)
 PRMS = {
     "tiny-prm-shepherd": dict(
-        fmt="math-shepherd", init="tiny-policy-s", labels="mc", sources=ALL, max_solutions=None,
-        style="mixed", steps=300, lr=1e-3,
+        fmt="math-shepherd", init="tiny-policy-s", labels="mc", sources=ALL, max_solutions=None, style="mixed",
+        steps=300, lr=1e-3,
         cause="noisy labels: Monte-Carlo estimation (a step is '+' if one of 4 rollouts by tiny-policy-m "
               "reaches the answer; the rollout policy fails long chains, so correct steps get '-'), on a small "
               "backbone"),
@@ -90,8 +91,8 @@ PRMS = {
         cause="distribution shift, as its terse twin: the same samples and labels, every training step "
               "rewritten verbose (the length twins differ in nothing else)"),
     "tiny-prm-skywork": dict(
-        fmt="skywork", init="tiny-policy-m", labels="exact", sources=ALL, max_solutions=2000,
-        style="mixed", steps=500, lr=1e-3,
+        fmt="skywork", init="tiny-policy-m", labels="exact", sources=ALL, max_solutions=2000, style="mixed",
+        steps=500, lr=1e-3,
         cause="less data (a quarter of the exact-labelled samples) and a mid-size backbone"),
     "tiny-prm-qwen": dict(
         fmt="qwen-prm", init="tiny-judge", labels="exact", sources=ALL, max_solutions=None,
@@ -102,12 +103,6 @@ PRMS = {
 }
 BATCH = 32
 AUX_WEIGHT = 1.0  # the auxiliary target's loss beside the step labels' (policy_char_probs)
-
-
-def _init_spec(name: str) -> dict:
-    from tts_utils.tinyworld.train_policy import JUDGE
-
-    return {**POLICIES, **JUDGE}[name]
 
 
 # ------------------------------------------------------------------------------------- data
@@ -227,7 +222,7 @@ def _backbone_kwargs(p: dict) -> dict:
 
 
 def build_prm_model(spec: dict, tok):
-    p = _init_spec(spec["init"])
+    p = spec_of(spec["init"])
     kw = _backbone_kwargs(p)
     ids = dict(bos_token_id=tok.bos_token_id if tok.bos_token_id is not None else tok.pad_token_id,
                eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
