@@ -315,8 +315,14 @@ def test_the_grid_timers_put_each_call_in_its_part_and_leave_nothing_patched(mon
     assert calls == [7, 1, "prm", "load"]
     assert all(seconds[p] > 0 for p in ("prefill", "decode", "prm", "load")) and seconds["rest"] == 0
     assert (decoder.LlamaFamilyForward.forward, prm_base.TransformersPRM.score, collect_run._load_model) == before
-    cfg = grid.grid_config(3, "out")
-    assert cfg["limit"] == 3 and cfg["datasets"] == ["tinymath500", "tinyhard30"] and "pass1_samples" in cfg["methods"]
-    md = "\n".join(grid.grid_markdown({"limit": 3, "policies": ["a"], "prms": ["b"], "n": [4], "datasets": ["d"],
+    main, hard = grid.grid_configs(3, "out")
+    assert main["limit"] == hard["limit"] == 3 and "pass1_samples" in main["methods"]
+    assert (main["datasets"], hard["datasets"]) == (["tinymath500"], ["tinyhard30"])
+    from tts_utils.run_notebooks import load_profile
+
+    cpu = load_profile("cpu")["defaults"]
+    assert main["n"] == cpu["budgets"] and hard["n"] == (cpu.get("hard_budgets") or cpu["budgets"])
+    md = "\n".join(grid.grid_markdown({"limit": 3, "policies": ["a"], "prms": ["b"], "prm_options": {"dtype": "float32"},
+                                       "parts": [{"dataset": "d", "n": [4, 16]}, {"dataset": "h", "n": [4]}],
                                        "wall_s": 10.0, "phases": [{"phase": "decode", "seconds": 4.0, "share": 0.4}]}))
-    assert "| policy decode | 4.0 | 40% |" in md
+    assert "| policy decode | 4.0 | 40% |" in md and "d at N = 4, 16 and h at N = 4" in md and "in float32" in md

@@ -59,6 +59,7 @@ def test_every_profile_passes_the_notebooks_own_checks(profile):
     ({"rule": "prm_lst_vote"}, "parameter 'rule' is 'prm_lst_vote', not a voting rule"),
     ({"budgets": "4,8"}, "parameter 'budgets' must be a non-empty list of integers such as \\[4, 8\\], got '4,8'"),
     ({"budgets": []}, "'budgets' must be a non-empty list"),
+    ({"hard_budgets": [4, "64"]}, "parameter 'hard_budgets' must be a list of integers"),  # [] is allowed
     ({"seeds": [0, "1"]}, "'seeds'"),
     ({"prms": "tiny-prm-qwen"}, "parameter 'prms' must be a list of names"),
 ])

@@ -97,7 +97,7 @@ def test_readme_findings_table_comes_from_the_verdict_files(tmp_path):
     detail.write_text(f"# d\n{rn.DETAIL_START}\nold\n{rn.DETAIL_END}\n")
     assert rn.update_readme(figs, readme, detail)
     text = readme.read_text()
-    assert "old table" not in text and "| F9 | a claim | **disagrees** | [png](figures/F9_x.png) | - |" in text
+    assert "old table" not in text and "| F9 | a claim | **disagrees** | ±0.08 | [png](figures/F9_x.png) | - |" in text
     assert text.startswith("intro\n") and text.endswith("rest\n")
     parts = detail.read_text()
     assert "-0.100 [-0.200, -0.050]" in parts and "a \\| b" in parts  # a pipe inside a cell is escaped
@@ -274,6 +274,7 @@ def test_every_verdict_notebook_is_found_and_the_tables_link_it(tmp_path):
         {"finding": "F3", "title": "t", "figure": "F3_difficulty", "verdict": "agrees", "rule": "r",
          "parts": [{"claim": "a | b", "effect": 0.1, "lo": 0.0, "hi": 0.2, "p": 0.01, "verdict": "agrees"}]}))
     table = rn.findings_markdown(tmp_path, relative_to=rn.paths.REPO_ROOT, executed_dir=tmp_path / "none")
-    assert "| F3 | t | **agrees** |" in table and "(notebooks/03_difficulty.ipynb)" in table
+    assert "| F3 | t | **agrees** | ±0.10 |" in table and "(notebooks/03_difficulty.ipynb)" in table
+    assert rn.half_widths([{"lo": 0.0, "hi": 0.06}, {"lo": -0.1, "hi": 0.06}]) == "±0.03-0.08"
     detail = rn.detail_markdown(tmp_path)
     assert "a \\| b: +0.100 [+0.000, +0.200], p = 0.010 agrees" in detail

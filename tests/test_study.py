@@ -209,4 +209,8 @@ def test_hard_grid_runs_every_hard_problem_without_the_difficulty_samples():
     assert "pass1_samples" not in hard["methods"] and "beam_search" in hard["methods"]
     assert hard["chunk_size"] == 25 and grid["datasets"] == ["tinymath500"]  # the rest kept, the grid untouched
     few = study.hard_grid(grid, "tinyhard30", limit=4, prms=["b"])
-    assert few["limit"] == 4 and few["prms"] == ["b"]
+    assert few["limit"] == 4 and few["prms"] == ["b"] and few["n"] == [4]
+    assert study.hard_grid(grid, "tinyhard30", budgets=[16, 4])["n"] == [4, 16]  # its own budgets
+    assert study.hard_grid(grid, "tinyhard30", budgets=[])["n"] == [4]          # []: the grid's
+    with pytest.raises(ValueError, match="'budgets'"):
+        study.hard_grid(grid, "tinyhard30", budgets=["16"])

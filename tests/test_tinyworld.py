@@ -472,3 +472,22 @@ def test_a_stages_code_is_its_module_and_what_that_imports():
             "tts_utils/tinyworld/task.py"} <= files
     assert "tts_utils/tinyworld/report.py" not in files and "tts_utils/study/grid.py" not in files
     assert build.code_files(["task"]) == [build.ROOT / "tts_utils/tinyworld/task.py"]
+
+
+def test_the_format_lesson_trains_on_the_solution_in_the_prms_own_layout():
+    """train_prm.format_example: a right solution in the Qwen-PRM format, the loss on the solution
+    (from its first character, separators included), never on the system prompt or question."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from tts_utils.models.prm import PRM_CLASSES
+    from tts_utils.tinyworld.train_prm import format_example
+
+    tok = build_tokenizer("qwen-prm")
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=8, intermediate_size=8,
+                                         num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1))
+    prm = PRM_CLASSES["qwen-prm"](model, tok)
+    q, steps = "a) 3 + 4\nb) ...", ["a) 3+4=7\n\n", "b) 7*2=14 \\boxed{14}"]
+    ids, mask = format_example(prm, q, steps)
+    trained = tok.decode([i for i, m in zip(ids, mask, strict=True) if m])
+    assert trained.startswith("a) 3+4=7<extra_0>b) 7*2=14") and q not in trained
+    assert mask == sorted(mask) and len(ids) == len(mask)  # one contiguous trained tail

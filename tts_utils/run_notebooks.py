@@ -337,19 +337,31 @@ def _verdicts(figures_dir: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(Path(figures_dir).glob("*.verdict.json"))]
 
 
+def half_widths(parts: list[dict]) -> str:
+    """The half-widths of a finding's 95% intervals, in its effects' units (accuracy as a fraction,
+    unless a part says otherwise): "±0.05", or the range over its parts "±0.03-0.08"."""
+    hw = sorted((p["hi"] - p["lo"]) / 2 for p in parts)
+    if not hw:
+        return "-"
+    lo, hi = f"{hw[0]:.2f}", f"{hw[-1]:.2f}"
+    return f"±{lo}" if lo == hi else f"±{lo}-{hi}"
+
+
 def findings_markdown(figures_dir: Path, relative_to: Path = paths.REPO_ROOT,
                       executed_dir: Path = EXECUTED_DIR) -> str:
     """The README's findings table, from the verdict files the notebooks wrote: each finding's claim,
     computed verdict, figure and executed notebook (its parts and intervals are in the notebook
     and in ``detail_markdown``)."""
     notebook_of = {verdict_figure(nb): nb for nb in list_notebooks()}
-    lines = ["| finding | paper's claim | verdict (computed) | figure | notebook |", "| --- | --- | --- | --- | --- |"]
+    lines = ["| finding | paper's claim | verdict (computed) | 95% half-width | figure | notebook |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for v in _verdicts(figures_dir):
         fig = Path(_rel(Path(figures_dir) / f"{v['figure']}.png", relative_to))
         nb = notebook_of.get(v["figure"])
         shown = executed_dir / nb.name if nb and (executed_dir / nb.name).exists() else nb
         link = f"[{nb.stem}]({_rel(shown, relative_to)})" if nb else "-"
-        lines.append(f"| {v['finding']} | {v['title']} | **{v['verdict']}** | [png]({fig}) | {link} |")
+        lines.append(f"| {v['finding']} | {v['title']} | **{v['verdict']}** | {half_widths(v['parts'])} | [png]({fig}) "
+                     f"| {link} |")
     return "\n".join(lines)
 
 

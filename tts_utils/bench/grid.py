@@ -53,41 +53,48 @@ def phase_timers(seconds: dict[str, float]):
             setattr(owner, name, inner)
 
 
-def grid_config(limit: int, out: str) -> dict:
-    """The cpu profile's grid (its defaults: policies, PRMs, budgets, limits) on ``limit`` problems
-    of tinymath500 and of tinyhard30."""
+def grid_configs(limit: int, out: str) -> list[dict]:
+    """The cpu profile's grid (its defaults: policies, PRMs, PRM options, token limits) on ``limit``
+    problems of tinymath500 at its budgets and of tinyhard30 at its hard-set budgets."""
     from tts_utils.run_notebooks import load_profile
     from tts_utils.study.grid import GRID_METHODS
 
     d = load_profile("cpu")["defaults"]
-    return {"out": out, "datasets": ["tinymath500", "tinyhard30"], "limit": limit, "policies": d["policies"],
-            "prms": d["prms"], "methods": list(GRID_METHODS), "n": d["budgets"], "seeds": d["seeds"],
-            "max_step_tokens": d["max_step_tokens"], "max_solution_tokens": d["max_solution_tokens"],
-            "chunk_size": limit}
+    common = {"out": out, "limit": limit, "policies": d["policies"], "prms": d["prms"], "methods": list(GRID_METHODS),
+              "seeds": d["seeds"], "max_step_tokens": d["max_step_tokens"],
+              "max_solution_tokens": d["max_solution_tokens"], "prm_options": d.get("prm_options") or {},
+              "chunk_size": limit}
+    return [{**common, "datasets": ["tinymath500"], "n": d["budgets"]},
+            {**common, "datasets": ["tinyhard30"], "n": d.get("hard_budgets") or d["budgets"]}]
 
 
-def bench_grid(limit: int = 4, config: dict | None = None) -> dict:
-    """Run the grid cold and return its wall time and each phase's seconds and share."""
+def bench_grid(limit: int = 4, configs: list[dict] | None = None) -> dict:
+    """Run the grid cold (each dataset's part in turn) and return its wall time and each phase's
+    seconds and share."""
     from tts_utils.collect import collect
 
     seconds: dict[str, float] = defaultdict(float)
     with tempfile.TemporaryDirectory() as out:
-        cfg = dict(config or grid_config(limit, out), out=out)
+        cfgs = [dict(c, out=out) for c in (configs or grid_configs(limit, out))]
         start = time.perf_counter()
         with phase_timers(seconds):
-            collect(cfg, progress=False, workers=1)
+            for cfg in cfgs:
+                collect(cfg, progress=False, workers=1)
         wall = time.perf_counter() - start
     seconds["rest"] = max(wall - sum(seconds[p] for p in PHASES if p != "rest"), 0.0)
-    return {"limit": cfg["limit"], "policies": cfg["policies"], "prms": cfg["prms"], "n": cfg["n"],
-            "datasets": cfg["datasets"], "wall_s": wall,
+    return {"limit": cfgs[0]["limit"], "policies": cfgs[0]["policies"], "prms": cfgs[0]["prms"],
+            "parts": [{"dataset": c["datasets"][0], "n": c["n"]} for c in cfgs],
+            "prm_options": cfgs[0]["prm_options"], "wall_s": wall,
             "phases": [{"phase": p, "seconds": seconds[p], "share": seconds[p] / wall if wall else 0.0}
                        for p in PHASES]}
 
 
 def grid_markdown(r: dict) -> list[str]:
+    parts = " and ".join(f"{p['dataset']} at N = {', '.join(map(str, p['n']))}" for p in r["parts"])
+    dtype = (r.get("prm_options") or {}).get("dtype")
     out = ["", f"**Where a grid's time goes**: the cpu profile's grid ({len(r['policies'])} policies, PRMs "
-               f"{', '.join(r['prms'])}, every method, N = {', '.join(map(str, r['n']))}) on the first {r['limit']} "
-               f"problems of {' and '.join(r['datasets'])}, cold, one process: {r['wall_s']:.0f} s.", "",
+               f"{', '.join(r['prms'])}{f' in {dtype}' if dtype else ''}, every method) on the first {r['limit']} "
+               f"problems of {parts}, cold, one process: {r['wall_s']:.0f} s.", "",
            "| part | seconds | share |", "| --- | ---: | ---: |"]
     out += [f"| {PHASE_LABELS[p['phase']]} | {p['seconds']:.1f} | {100 * p['share']:.0f}% |" for p in r["phases"]]
     return out

@@ -168,7 +168,7 @@ def goals(report: dict) -> list[dict]:
                              + ("" if loaded["ok"] else " (FAILED)"),
                     "met": loaded["ok"] and ratio <= 1.5})
     for r in report.get("figures") or []:
-        limit = 1200 if r["mode"] == "cold" else 30
+        limit = 1800 if r["mode"] == "cold" else 30  # the cpu profile draws N = 4, 16 and 64 within 30 min
         out.append({"goal": f"`make figures` {r['mode']} under {limit // 60} min" if limit >= 60 else
                             f"`make figures` {r['mode']} under {limit} s",
                     "value": f"{r['wall_s']:.0f} s" + ("" if r["ok"] else " (FAILED)"),

@@ -38,16 +38,23 @@ def grid_config(results_dir: str, dataset: str, policies: Sequence[str], prms: S
     return cfg
 
 
-def hard_grid(grid: dict, dataset: str, limit: int = 0, prms: Sequence[str] | None = None) -> dict:
+def hard_grid(grid: dict, dataset: str, limit: int = 0, prms: Sequence[str] | None = None,
+              budgets: Sequence[int] | None = None) -> dict:
     """``grid`` on a hard set (the paper's AIME24 panels): every problem, or the first ``limit``;
-    ``prms`` instead of the grid's when given; without the difficulty samples (``pass1_samples``),
-    which only the main benchmark's analyses read."""
+    ``prms`` and ``budgets`` instead of the grid's when given (a hard problem's solutions are
+    several times longer, so a profile may stop its hard set at a smaller N); without the
+    difficulty samples (``pass1_samples``), which only the main benchmark's analyses read."""
     out = {**grid, "datasets": [dataset], "methods": [m for m in grid["methods"] if m != "pass1_samples"]}
     out.pop("limit", None)
     if limit:
         out["limit"] = limit
     if prms:
         out["prms"] = list(prms)
+    if budgets:
+        from tts_utils.study.notebook_params import check_values
+
+        check_values({"budgets": budgets})
+        out["n"] = sorted(budgets)
     return out
 
 

@@ -30,6 +30,7 @@ MEMBER_OF = {
 }
 SUBSET_OF = {"small_policies": "policies", "hard_prms": "prms", "weak_prms": "prms", "strong_prms": "prms"}
 INT_LISTS = ("budgets", "seeds")
+OPTIONAL_INT_LISTS = ("hard_budgets",)  # may be empty: [] means as the main benchmark's list
 STR_LISTS = ("policies", "prms", *SUBSET_OF)
 INJECTED_MARK = "# Parameters"  # the first line of the cell papermill injects
 
@@ -64,13 +65,14 @@ def unknown_injected(history: list[str]) -> tuple[list[str], list[str]]:
 
 def check_values(params: Mapping[str, object]) -> None:
     """Raise NotebookParameterError for the first bad value among ``params`` (name -> value)."""
-    for name in INT_LISTS:
+    for name in (*INT_LISTS, *OPTIONAL_INT_LISTS):
         if name in params:
             v = params[name]
-            if not isinstance(v, list | tuple) or not v or any(isinstance(x, bool) or not isinstance(x, int)
-                                                                for x in v):
-                raise NotebookParameterError(f"parameter {name!r} must be a non-empty list of integers such as "
-                                             f"[4, 8], got {v!r}")
+            empty_ok = name in OPTIONAL_INT_LISTS
+            if not isinstance(v, list | tuple) or not (v or empty_ok) or any(
+                    isinstance(x, bool) or not isinstance(x, int) for x in v):
+                raise NotebookParameterError(f"parameter {name!r} must be a {'' if empty_ok else 'non-empty '}list "
+                                             f"of integers such as [4, 8], got {v!r}")
     for name in STR_LISTS:
         if name in params:
             v = params[name]
@@ -124,5 +126,5 @@ def check_notebook() -> None:
             "python -m tts_utils.run_notebooks --profile <profile> --only <notebook>")
     if unknown:
         raise NotebookParameterError(f"unknown parameter(s) {unknown}: this notebook declares {declared}")
-    names = declared or [*MEMBER_OF, *SUBSET_OF, *INT_LISTS, *STR_LISTS, "rule"]
+    names = declared or [*MEMBER_OF, *SUBSET_OF, *INT_LISTS, *OPTIONAL_INT_LISTS, *STR_LISTS, "rule"]
     check_values({n: ns[n] for n in names if n in ns})

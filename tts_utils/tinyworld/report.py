@@ -154,7 +154,8 @@ def write_report() -> dict:
         tr, ev = _load(f"train_{name}.json"), _load(f"eval_{name}.json")
         if tr is None:
             continue
-        init_tokens = {**policies, **judge}.get(spec["init"], {}).get("train", {}).get("train_tokens", 0)
+        init_tokens = {**policies, **judge}.get(spec["init"], {}).get("train", {}).get("train_tokens", 0) + \
+            ((tr.get("format_lesson") or {}).get("tokens") or 0)  # its base's lesson in the PRM's format
         manifest.append({"name": name, "kind": "prm", "source": f"data/tinyworld/{name}", "family": "tiny",
                          "params": tr["params"], "train_tokens": tr["train_tokens"] + init_tokens,
                          "prm_format": spec["fmt"]})

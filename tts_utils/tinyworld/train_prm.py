@@ -27,6 +27,7 @@ import argparse
 import json
 import random
 import time
+from pathlib import Path
 
 import torch
 from transformers import (
@@ -51,10 +52,19 @@ from tts_utils.tinyworld.common import (
     n_params,
     save_model,
     setup,
+    train_causal_lm,
 )
 from tts_utils.tinyworld.evaluate import MAX_NEW, load_policy
 from tts_utils.tinyworld.tokenizer import MS_TAG, VOCAB_SIZE, build_tokenizer
-from tts_utils.tinyworld.train_policy import POLICIES, kv_heads, prompt, spec_of
+from tts_utils.tinyworld.train_policy import (
+    JUDGE_LEVEL_WEIGHTS,
+    P_VERBOSE,
+    POLICIES,
+    kv_heads,
+    make_examples,
+    prompt,
+    spec_of,
+)
 
 PRM_DATA = RUNS / "prm_data"
 LOG = "prms.log"
@@ -96,12 +106,19 @@ PRMS = {
         cause="less data (a quarter of the exact-labelled samples) and a mid-size backbone"),
     "tiny-prm-qwen": dict(
         fmt="qwen-prm", init="tiny-judge", labels="exact", sources=ALL, max_solutions=None,
-        style="mixed", steps=1400, lr=1e-3,
+        style="mixed", steps=1400, lr=1e-3, format_steps=400,
         cause="the strong one, built as the paper builds its strongest: a stronger base than every policy "
-              "(tiny-judge, whose character probabilities are its dense target), exact step labels on every "
-              "policy's samples, all the data, the longest training"),
+              "(tiny-judge, first taught to read solutions in this PRM's input format; its character "
+              "probabilities are the dense target), exact step labels on every policy's samples, all the data, "
+              "the longest training"),
 }
 BATCH = 32
+# Teaching a base the PRM's input format (``format_steps`` in a PRM's row, see ``base_in_format``):
+# right solutions, half in the base's own chat format and half in the PRM's, on problems drawn as
+# the judge's base's were, next-token loss on the solutions only.
+FORMAT_EXAMPLES = 6000   # of each kind
+FORMAT_SEED = 21
+FORMAT_LR = 1e-3
 AUX_WEIGHT = 1.0  # the auxiliary target's loss beside the step labels' (policy_char_probs)
 
 
@@ -221,6 +238,48 @@ def _backbone_kwargs(p: dict) -> dict:
                 max_position_embeddings=2048, rms_norm_eps=1e-5, rope_theta=10000.0)
 
 
+def format_example(prm, question: str, steps: list[str]) -> tuple[list[int], list[int]]:
+    """(ids, loss mask) of a solution in ``prm``'s input format: trained from the solution's first
+    character to the end (its separators and closing tokens included), the question not."""
+    ids, pos = prm.encode(question, steps)
+    start = pos[0] - len(steps[0].strip())
+    return ids, [0] * start + [1] * (len(ids) - start)
+
+
+def base_in_format(spec: dict) -> Path:
+    """The weights a PRM starts from: its base's (data/tinyworld/<init>), or, for a row with
+    ``format_steps``, the base after that many steps of next-token training on right solutions in
+    the PRM's input format and (as many) in its own, saved under runs/tinyworld/.
+
+    Why: a base learns its arithmetic in its own chat format, and in another layout (a system
+    prompt, steps ended by a separator token) its predictions fall apart: tiny-judge's lowest
+    character probability so far picks right solutions among a policy's samples in its own format
+    (Best-of-N rises with N) and anti-selects the same solutions in the Qwen-PRM format. The real
+    PRMs' bases had read such layouts before; this gives the tiny base the same."""
+    if not spec.get("format_steps"):
+        return DATA / spec["init"]
+    out = RUNS / f"{spec['init']}-in-{spec['fmt']}"
+    if (out / "model.safetensors").exists():
+        return out
+    setup(FORMAT_SEED)
+    tiny, fmt_tok = build_tokenizer("tiny"), build_tokenizer(spec["fmt"])
+    own = make_examples(tiny, n=FORMAT_EXAMPLES, seed=FORMAT_SEED + 10, weights=JUDGE_LEVEL_WEIGHTS)
+    rng = random.Random(FORMAT_SEED + 11)
+    problems = task.train_problems(FORMAT_EXAMPLES, seed=FORMAT_SEED + 12, weights=JUDGE_LEVEL_WEIGHTS)
+    model = LlamaForCausalLM.from_pretrained(DATA / spec["init"])
+    prm = PRM_CLASSES[spec["fmt"]](model, fmt_tok)  # the format's own encoder (it also picks the attention kernel)
+    in_format = [format_example(prm, task.problem_text(p), task.solve(p, "mixed", rng, P_VERBOSE))
+                 for _, p in problems]
+    t0 = time.time()
+    curve, tokens = train_causal_lm(model, own + in_format, steps=spec["format_steps"], batch_size=BATCH,
+                                    lr=FORMAT_LR, pad_id=tiny.pad_token_id, seed=FORMAT_SEED, logfile=LOG,
+                                    name=out.name)
+    save_model(model, tiny, out)
+    (out / "format_train.json").write_text(json.dumps({"steps": spec["format_steps"], "tokens": tokens,
+                                                       "seconds": round(time.time() - t0, 1), "curve": curve}))
+    return out
+
+
 def build_prm_model(spec: dict, tok):
     p = spec_of(spec["init"])
     kw = _backbone_kwargs(p)
@@ -238,7 +297,7 @@ def build_prm_model(spec: dict, tok):
     else:
         raise ValueError(fmt)
     # start from the policy's weights (same shapes; Qwen2's q/k/v biases stay at their zero init)
-    policy = LlamaForCausalLM.from_pretrained(DATA / spec["init"])
+    policy = LlamaForCausalLM.from_pretrained(base_in_format(spec))
     state = {k: v for k, v in policy.state_dict().items() if k.startswith("model.") or
              (k == "lm_head.weight" and fmt in ("math-shepherd", "rlhflow"))}
     missing, unexpected = model.load_state_dict(state, strict=False)
@@ -265,7 +324,7 @@ def _read_out(model, fmt: str, prm, ids, att, rows, cols):
 
 # ------------------------------------------------------------------ the auxiliary target
 
-def policy_char_probs(policy_name: str, recs: list[dict], batch_size: int = 64) -> list[list[list[float]]]:
+def policy_char_probs(policy: str | Path, recs: list[dict], batch_size: int = 64) -> list[list[list[float]]]:
     """For every record, step and character of the (stripped) step: the probability that the
     policy ``policy_name`` gives that character after the question and the solution so far, in
     the policy's own chat format (steps joined by "\n\n", as it writes them).
@@ -279,7 +338,7 @@ def policy_char_probs(policy_name: str, recs: list[dict], batch_size: int = 64) 
     label: it is the PRM's starting policy's own prediction, so a PRM started from a weaker policy
     gets a weaker target."""
     tok = build_tokenizer("tiny")
-    model = LlamaForCausalLM.from_pretrained(DATA / policy_name).eval()
+    model = LlamaForCausalLM.from_pretrained(DATA / policy).eval()  # a name under data/tinyworld, or a path
     out = []
     with torch.no_grad():
         for b in range(0, len(recs), batch_size):
@@ -343,7 +402,7 @@ def train_one(name: str, spec: dict | None = None, steps: int | None = None, sav
     prm = PRM_CLASSES[spec["fmt"]](model, tok, name=name)
     model.train()
     recs = training_records(spec)
-    char_probs = policy_char_probs(spec["init"], recs)
+    char_probs = policy_char_probs(base_in_format(spec), recs)
     aux_head = torch.nn.Linear(model.config.hidden_size, 1)  # training only: never saved
     data = []
     for r, probs in zip(recs, char_probs, strict=True):
@@ -408,12 +467,13 @@ def train_one(name: str, spec: dict | None = None, steps: int | None = None, sav
                 log(f"{name} step {step + 1}/{steps} loss {curve[-1]['loss']:.4f} aux {curve[-1]['aux_loss']:.4f} "
                     f"{tokens / (time.time() - t0):.0f} tok/s", LOG)
     model.eval()
-    init_tokens = None
     if save:
         save_model(model, tok, DATA / name)
+    lesson = base_in_format(spec) / "format_train.json"  # the base's lesson in this format, if it had one
     info = {"name": name, "params": n_params(model), "train_tokens": tokens, "steps": steps, "curve": curve,
             "n_solutions": len(data), "frac_plus": round(pos_frac, 4), "seconds": round(time.time() - t0, 1),
-            "init_tokens": init_tokens, "sources": list(spec["sources"]),
+            "format_lesson": json.loads(lesson.read_text()) if lesson.exists() else None,
+            "sources": list(spec["sources"]),
             "aux_target": f"{spec['init']}'s probability of every step character (weight {AUX_WEIGHT})",
             **{k: spec[k] for k in ("fmt", "init", "labels", "style", "cause")}}
     (RUNS / f"train_{name}.json").write_text(json.dumps(info))
