@@ -338,8 +338,8 @@ def _verdicts(figures_dir: Path) -> list[dict]:
 
 
 def half_widths(parts: list[dict]) -> str:
-    """The half-widths of a finding's 95% intervals, in its effects' units (accuracy as a fraction,
-    unless a part says otherwise): "±0.05", or the range over its parts "±0.03-0.08"."""
+    """The half-widths of a finding's 95% intervals, in its effects' own units: "±0.05", or the
+    range over its parts "±0.03-0.08"."""
     hw = sorted((p["hi"] - p["lo"]) / 2 for p in parts)
     if not hw:
         return "-"

@@ -249,7 +249,8 @@ def format_example(prm, question: str, steps: list[str]) -> tuple[list[int], lis
 def base_in_format(spec: dict) -> Path:
     """The weights a PRM starts from: its base's (data/tinyworld/<init>), or, for a row with
     ``format_steps``, the base after that many steps of next-token training on right solutions in
-    the PRM's input format and (as many) in its own, saved under runs/tinyworld/.
+    the PRM's input format and (as many) in its own, trained anew on every call (its base may have
+    changed) and saved with its record (format_train.json) under runs/tinyworld/.
 
     Why: a base learns its arithmetic in its own chat format, and in another layout (a system
     prompt, steps ended by a separator token) its predictions fall apart: tiny-judge's lowest
@@ -259,8 +260,6 @@ def base_in_format(spec: dict) -> Path:
     if not spec.get("format_steps"):
         return DATA / spec["init"]
     out = RUNS / f"{spec['init']}-in-{spec['fmt']}"
-    if (out / "model.safetensors").exists():
-        return out
     setup(FORMAT_SEED)
     tiny, fmt_tok = build_tokenizer("tiny"), build_tokenizer(spec["fmt"])
     own = make_examples(tiny, n=FORMAT_EXAMPLES, seed=FORMAT_SEED + 10, weights=JUDGE_LEVEL_WEIGHTS)
@@ -280,7 +279,8 @@ def base_in_format(spec: dict) -> Path:
     return out
 
 
-def build_prm_model(spec: dict, tok):
+def build_prm_model(spec: dict, tok, start: Path):
+    """The PRM's model in its format's architecture, with the weights of ``start`` (``base_in_format``)."""
     p = spec_of(spec["init"])
     kw = _backbone_kwargs(p)
     ids = dict(bos_token_id=tok.bos_token_id if tok.bos_token_id is not None else tok.pad_token_id,
@@ -296,8 +296,7 @@ def build_prm_model(spec: dict, tok):
         model = Qwen2ForTokenClassification(Qwen2Config(**kw, **ids, num_labels=2, tie_word_embeddings=False))
     else:
         raise ValueError(fmt)
-    # start from the policy's weights (same shapes; Qwen2's q/k/v biases stay at their zero init)
-    policy = LlamaForCausalLM.from_pretrained(base_in_format(spec))
+    policy = LlamaForCausalLM.from_pretrained(start)  # same shapes; Qwen2's q/k/v biases stay at zero
     state = {k: v for k, v in policy.state_dict().items() if k.startswith("model.") or
              (k == "lm_head.weight" and fmt in ("math-shepherd", "rlhflow"))}
     missing, unexpected = model.load_state_dict(state, strict=False)
@@ -326,7 +325,7 @@ def _read_out(model, fmt: str, prm, ids, att, rows, cols):
 
 def policy_char_probs(policy: str | Path, recs: list[dict], batch_size: int = 64) -> list[list[list[float]]]:
     """For every record, step and character of the (stripped) step: the probability that the
-    policy ``policy_name`` gives that character after the question and the solution so far, in
+    policy ``policy`` gives that character after the question and the solution so far, in
     the policy's own chat format (steps joined by "\n\n", as it writes them).
 
     Why: a wrong step is one whose characters its author, a policy of the same family, finds
@@ -398,11 +397,12 @@ def train_one(name: str, spec: dict | None = None, steps: int | None = None, sav
     setup(11)
     t0 = time.time()
     tok = build_tokenizer(spec["fmt"])
-    model = build_prm_model(spec, tok)
+    start = base_in_format(spec)  # once: a format lesson trains
+    model = build_prm_model(spec, tok, start)
     prm = PRM_CLASSES[spec["fmt"]](model, tok, name=name)
     model.train()
     recs = training_records(spec)
-    char_probs = policy_char_probs(base_in_format(spec), recs)
+    char_probs = policy_char_probs(start, recs)
     aux_head = torch.nn.Linear(model.config.hidden_size, 1)  # training only: never saved
     data = []
     for r, probs in zip(recs, char_probs, strict=True):
@@ -469,7 +469,7 @@ def train_one(name: str, spec: dict | None = None, steps: int | None = None, sav
     model.eval()
     if save:
         save_model(model, tok, DATA / name)
-    lesson = base_in_format(spec) / "format_train.json"  # the base's lesson in this format, if it had one
+    lesson = start / "format_train.json"  # the base's lesson in this format, if it had one
     info = {"name": name, "params": n_params(model), "train_tokens": tokens, "steps": steps, "curve": curve,
             "n_solutions": len(data), "frac_plus": round(pos_frac, 4), "seconds": round(time.time() - t0, 1),
             "format_lesson": json.loads(lesson.read_text()) if lesson.exists() else None,
